@@ -1,0 +1,1 @@
+//! Action commands: tag substitution, shell-safe values, execution with timeouts.

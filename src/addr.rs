@@ -1,0 +1,1 @@
+//! Addresses and failure ids: parsing, normalisation, subnets (fail2ban's IPAddr).

@@ -1,0 +1,1 @@
+//! Failure counting within findtime, ban decisions, ban times and their increase.

@@ -1,0 +1,1 @@
+//! Date detection: fail2ban's templates, custom patterns and time conversion.

@@ -1,0 +1,1 @@
+//! Filters: failregex/ignoreregex/prefregex matching turning log lines into failures.

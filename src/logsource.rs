@@ -1,0 +1,1 @@
+//! Log sources: following files across rotation, positions, polling and inotify.
