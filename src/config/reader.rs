@@ -335,8 +335,10 @@ impl DefReader {
                 }
             }
         }
+        // ConfigReader.options() defaults to withDefault=False: only the
+        // section's own options, not the file's [DEFAULT] ones.
         if all && self.unit.has_section("Definition") {
-            for opt in self.unit.options_with_default("Definition") {
+            for opt in self.unit.own_options("Definition") {
                 if opt == "__name__" || omap_get(&self.opts, &opt).is_some() {
                     continue;
                 }
