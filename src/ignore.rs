@@ -325,6 +325,13 @@ fn classify(word: &str) -> Classified {
     }
 }
 
+/// fail2ban shows `file:/abs` as `file://abs` and `file:rel` unchanged.
+fn file_entry_name(path: &str) -> String {
+    let path = path.strip_prefix("//").unwrap_or(path);
+    let slash = if path.starts_with('/') { "/" } else { "" };
+    format!("file:{slash}{path}")
+}
+
 fn entry_text(entry: &Entry) -> String {
     match entry {
         Entry::Net(net) => net.to_string(),
