@@ -148,11 +148,7 @@ impl IgnoreList {
     fn add_entry(&mut self, word: &str) {
         if let Some(path) = word.strip_prefix("file:") {
             let path = path.strip_prefix("//").unwrap_or(path);
-            let shown = format!(
-                "file:{}{}",
-                if path.starts_with('/') { "/" } else { "" },
-                path
-            );
+            let shown = file_entry_name(path);
             if self
                 .others
                 .iter()
@@ -188,16 +184,9 @@ impl IgnoreList {
     /// Remove an entry given in any form that normalises to it; returns whether one was removed.
     pub fn remove(&mut self, text: &str) -> bool {
         let word = text.trim();
-        if word.starts_with("file:") {
+        if let Some(path) = word.strip_prefix("file:") {
             let before = self.others.len();
-            let path = word["file:".len()..]
-                .strip_prefix("//")
-                .unwrap_or(&word[5..]);
-            let shown = format!(
-                "file:{}{}",
-                if path.starts_with('/') { "/" } else { "" },
-                path
-            );
+            let shown = file_entry_name(path);
             self.others.retain(|e| entry_text(e) != shown);
             return before != self.others.len();
         }
