@@ -1,1 +1,3 @@
 //! Filters: failregex/ignoreregex/prefregex matching turning log lines into failures.
+
+pub mod regex;
