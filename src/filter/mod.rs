@@ -7,6 +7,7 @@ pub mod regex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::addr::FailureId;
+use crate::date::{DateDetector, LocalZone};
 pub use data::{FailData, TupleLine};
 use regex::{Anchors, FilterRegex, RegexError, RegexMatch};
 
@@ -141,6 +142,8 @@ pub enum FilterError {
     Regex(RegexError),
     /// A failregex without `fid`, `ip4`, `ip6`, `dns` or `mlfid` group (resolved text).
     NoFailureIdGroup(String),
+    /// The date pattern or time zone is invalid.
+    Date(String),
 }
 
 impl std::fmt::Display for FilterError {
@@ -148,6 +151,7 @@ impl std::fmt::Display for FilterError {
         match self {
             FilterError::Regex(e) => write!(f, "{e}"),
             FilterError::NoFailureIdGroup(r) => write!(f, "No failure-id group in '{r}'"),
+            FilterError::Date(e) => f.write_str(e),
         }
     }
 }
@@ -168,9 +172,6 @@ pub struct DateCut {
     pub end: usize,
     pub time: Option<f64>,
 }
-
-/// Date detection as the filter needs it; provided by the date module.
-pub type DateFinder = Box<dyn FnMut(&str, f64) -> Option<DateCut> + Send>;
 
 /// One result entry of a line (fail2ban `[index, fid, time, data]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +216,8 @@ pub struct LineResult {
     pub time: Option<f64>,
     /// The line was longer than `MAX_LINE_BYTES` and was cut.
     pub truncated: bool,
+    /// The time came from a date with an explicit zone (fail2ban keeps it an integer).
+    pub zoned: bool,
     /// Failregex matches dropped because no failure id group was set.
     pub errors: Vec<String>,
 }
@@ -236,7 +239,8 @@ pub struct Filter {
     sessions: Vec<SessionEntry>,
     last_date: Option<f64>,
     last_date_text: String,
-    dates: Option<DateFinder>,
+    /// None in journal mode: lines come with their time.
+    pub date_detector: Option<DateDetector>,
 }
 
 const FAILURE_ID_GROUPS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
@@ -252,8 +256,17 @@ fn truthy(v: &Option<String>) -> bool {
 }
 
 impl Filter {
-    /// Compile all regexes. No date detection until `set_date_finder`.
+    /// Compile all regexes and build the date detector in the system's local zone.
     pub fn new(options: &FilterOptions, mode: Mode) -> Result<Filter, FilterError> {
+        Self::with_zone(options, mode, LocalZone::system())
+    }
+
+    /// As `new`, with the local zone used for dates without zone.
+    pub fn with_zone(
+        options: &FilterOptions,
+        mode: Mode,
+        zone: LocalZone,
+    ) -> Result<Filter, FilterError> {
         let usedns = options.usedns.as_str();
         let prefregex = match &options.prefregex {
             Some(p) => Some(FilterRegex::new(
@@ -284,6 +297,18 @@ impl Filter {
             .iter()
             .map(|t| FilterRegex::new(t, usedns, single_or_any(options.maxlines)))
             .collect::<Result<Vec<_>, _>>()?;
+        let date_detector = if options.journal {
+            None
+        } else {
+            Some(
+                DateDetector::new(
+                    options.datepattern.as_deref(),
+                    options.logtimezone.as_deref(),
+                    zone,
+                )
+                .map_err(|e| FilterError::Date(e.to_string()))?,
+            )
+        };
         Ok(Filter {
             options: options.clone(),
             mode,
@@ -294,24 +319,26 @@ impl Filter {
             sessions: Vec::new(),
             last_date: None,
             last_date_text: String::new(),
-            dates: None,
+            date_detector,
         })
-    }
-
-    /// Install the date detection used by `process_line`.
-    pub fn set_date_finder(&mut self, finder: DateFinder) {
-        self.dates = Some(finder);
     }
 
     /// Process one log line (without terminator) at wall time `now`.
     pub fn process_line(&mut self, line: &str, now: f64) -> LineResult {
         let (line, truncated) = truncate(line);
-        let cut = match self.dates.as_mut() {
-            Some(find) => find(line, now),
+        let found = match self.date_detector.as_mut() {
+            Some(detector) => detector.find(line, now),
             None => None,
         };
+        let zoned = found.as_ref().is_some_and(|m| m.zoned);
+        let cut = found.map(|m| DateCut {
+            start: m.start,
+            end: m.end,
+            time: m.time,
+        });
         let mut result = self.process_with_cut(line, cut, now);
         result.truncated = truncated;
+        result.zoned = zoned && result.time.is_some();
         result
     }
 
