@@ -7,6 +7,7 @@ pub mod regex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::addr::FailureId;
+use crate::config::{Command, Value};
 use crate::date::{DateDetector, LocalZone};
 pub use data::{FailData, TupleLine};
 use regex::{Anchors, FilterRegex, RegexError, RegexMatch};
@@ -47,19 +48,19 @@ impl Default for FilterOptions {
     }
 }
 
-fn json_text(v: &serde_json::Value) -> Option<String> {
+fn value_text(v: &Value) -> Option<String> {
     match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        serde_json::Value::Bool(b) => Some(b.to_string()),
+        Value::Str(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
 
-fn json_list(v: &serde_json::Value) -> Vec<String> {
+fn value_list(v: &Value) -> Vec<String> {
     match v {
-        serde_json::Value::Array(items) => items.iter().filter_map(json_text).collect(),
-        other => json_text(other).into_iter().collect(),
+        Value::List(items) => items.iter().filter_map(value_text).collect(),
+        other => value_text(other).into_iter().collect(),
     }
 }
 
@@ -67,7 +68,7 @@ impl FilterOptions {
     /// Apply one stream command (`["set", jail, "prefregex", v]`,
     /// `["multi-set", jail, "addfailregex", [..]]`, …). Returns false when the command is
     /// not a filter option (so the caller can route it elsewhere).
-    pub fn apply(&mut self, cmd: &[serde_json::Value]) -> bool {
+    pub fn apply(&mut self, cmd: &[Value]) -> bool {
         let verb = cmd.first().and_then(|v| v.as_str());
         if !matches!(verb, Some("set") | Some("multi-set")) || cmd.len() < 4 {
             return false;
@@ -77,24 +78,24 @@ impl FilterOptions {
         };
         let value = &cmd[3];
         match option {
-            "prefregex" => self.prefregex = json_text(value).filter(|v| !v.trim().is_empty()),
-            "addfailregex" => self.failregex.extend(json_list(value)),
-            "addignoreregex" => self.ignoreregex.extend(json_list(value)),
+            "prefregex" => self.prefregex = value_text(value).filter(|v| !v.trim().is_empty()),
+            "addfailregex" => self.failregex.extend(value_list(value)),
+            "addignoreregex" => self.ignoreregex.extend(value_list(value)),
             "maxlines" => {
-                self.maxlines = json_text(value)
+                self.maxlines = value_text(value)
                     .and_then(|v| v.trim().parse::<usize>().ok())
                     .map_or(1, |n| n.max(1))
             }
-            "datepattern" => self.datepattern = json_text(value),
+            "datepattern" => self.datepattern = value_text(value),
             "usedns" => {
-                let v = json_text(value).unwrap_or_default().to_lowercase();
+                let v = value_text(value).unwrap_or_default().to_lowercase();
                 self.usedns = match v.as_str() {
                     "yes" | "warn" | "no" | "raw" => v,
                     "true" | "1" => "yes".into(),
                     _ => "no".into(),
                 };
             }
-            "logtimezone" => self.logtimezone = json_text(value),
+            "logtimezone" => self.logtimezone = value_text(value),
             "addjournalmatch" => self.journal = true,
             _ => return false,
         }
@@ -102,7 +103,7 @@ impl FilterOptions {
     }
 
     /// Options from a whole command stream (commands that are not filter options are skipped).
-    pub fn from_stream(stream: &[Vec<serde_json::Value>]) -> FilterOptions {
+    pub fn from_stream(stream: &[Command]) -> FilterOptions {
         let mut opts = FilterOptions::default();
         for cmd in stream {
             opts.apply(cmd);

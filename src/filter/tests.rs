@@ -209,29 +209,20 @@ fn time_fallbacks() {
 
 #[test]
 fn stream_commands() {
-    use serde_json::json;
+    use crate::config::Value;
+    let s = |t: &str| Value::Str(t.to_string());
     let stream = vec![
-        vec![json!("set"), json!("j"), json!("usedns"), json!("no")],
-        vec![json!("set"), json!("j"), json!("maxlines"), json!("3")],
+        vec![s("set"), s("j"), s("usedns"), s("no")],
+        vec![s("set"), s("j"), s("maxlines"), Value::Int(3)],
         vec![
-            json!("multi-set"),
-            json!("j"),
-            json!("addfailregex"),
-            json!(["a <HOST>", "b <HOST>"]),
+            s("multi-set"),
+            s("j"),
+            s("addfailregex"),
+            Value::List(vec![s("a <HOST>"), s("b <HOST>")]),
         ],
-        vec![
-            json!("set"),
-            json!("j"),
-            json!("addignoreregex"),
-            json!("ign"),
-        ],
-        vec![
-            json!("set"),
-            json!("j"),
-            json!("datepattern"),
-            json!("{^LN-BEG}"),
-        ],
-        vec![json!("set"), json!("j"), json!("bantime"), json!("10")],
+        vec![s("set"), s("j"), s("addignoreregex"), s("ign")],
+        vec![s("set"), s("j"), s("datepattern"), s("{^LN-BEG}")],
+        vec![s("set"), s("j"), s("bantime"), s("10")],
     ];
     let o = FilterOptions::from_stream(&stream);
     assert_eq!(o.usedns, "no");
@@ -239,6 +230,7 @@ fn stream_commands() {
     assert_eq!(o.failregex, ["a <HOST>", "b <HOST>"]);
     assert_eq!(o.ignoreregex, ["ign"]);
     assert_eq!(o.datepattern.as_deref(), Some("{^LN-BEG}"));
+    assert!(!FilterOptions::default().apply(&stream[5]));
 }
 
 #[test]
