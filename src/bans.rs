@@ -95,9 +95,7 @@ pub fn round_half_even(value: f64) -> f64 {
     let diff = value - floor;
     if diff > 0.5 {
         floor + 1.0
-    } else if diff < 0.5 {
-        floor
-    } else if floor % 2.0 == 0.0 {
+    } else if diff < 0.5 || floor % 2.0 == 0.0 {
         floor
     } else {
         floor + 1.0
