@@ -256,10 +256,7 @@ fn check_without_repair_restarts_and_gives_up() {
     );
     let mut runner = ActionRunner::new("j", 600, vec![action]);
     assert!(runner.ban(&Ticket::new("1.2.3.4", 1.0)).is_err());
-    assert_eq!(
-        log_lines(&log),
-        vec!["ban", "check", "start", "check"]
-    );
+    assert_eq!(log_lines(&log), vec!["ban", "check", "start", "check"]);
     let messages = runner.take_messages();
     assert!(messages
         .iter()
