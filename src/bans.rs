@@ -8,7 +8,8 @@
 //!   once the (decayed) count reaches `maxretry`; `cleanup(now)` drops stale tickets.
 //! - [`BanManager`]: `add_ban(ticket, now)` → [`BanOutcome`]; `unban_due(now)` removes
 //!   and returns expired bans; `ban_list()` ids ordered by end of ban; `remove(id)`.
-//! - [`BanTimeIncrement`]: `bantime.*` options; `increased_ban_time(base, count, rnd)`.
+//! - [`BanTimeIncrement`]: `bantime.*` options; `increased_ban_time(base, count, rnd)`;
+//!   [`apply_increment`] gives a new ban's (ban time, ban count) from its DB history.
 //! - [`known_offender_failures`]: how much a failure of an already-banned-before id counts.
 //! - [`eval_expression`]: the small Python-expression subset used by `bantime.formula`/`factor`.
 
@@ -465,6 +466,24 @@ impl BanTimeIncrement {
             return Err(format!("bantime increment gave {value}"));
         }
         Ok(value as i64)
+    }
+}
+
+/// The observer's step for a new (non-restored) ban (spec 4.5.1-2): given how often the id
+/// was banned before (`None` = never, from the database), returns the ticket's new ban time
+/// and ban count. Permanent or non-positive ban times are not increased.
+pub fn apply_increment(
+    increment: &BanTimeIncrement,
+    previous_count: Option<u32>,
+    base_ban_time: i64,
+    random01: f64,
+) -> Result<(i64, u32), String> {
+    match previous_count {
+        Some(count) if count > 0 && base_ban_time > 0 => Ok((
+            increment.increased_ban_time(base_ban_time, count, random01)?,
+            count + 1,
+        )),
+        _ => Ok((base_ban_time, 1)),
     }
 }
 
