@@ -468,6 +468,34 @@ pub fn execute(command: &ShellCommand, timeout: Duration) -> CommandOutput {
     }
 }
 
+/// fail2ban's `str2seconds` (spec 1.10) for the `timeout` property: unit words become
+/// multiplications, adjacent numbers add up, the rest is arithmetic.
+pub fn time_string_seconds(text: &str) -> Result<f64, String> {
+    static RULES: OnceLock<Vec<(Regex, &'static str)>> = OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        [
+            (r"(?i)([a-z])(\d)", "$1 $2"),
+            (r"(?i)([\d\s])(days?|da|dd?)\b", "${1}*86400"),
+            (r"(?i)([\d\s])(weeks?|wee?|ww?)\b", "${1}*604800"),
+            (r"(?i)([\d\s])(months?|mon?)\b", "${1}*2629800.0"),
+            (r"(?i)([\d\s])(years?|yea?|yy?)\b", "${1}*31557600.0"),
+            (r"(?i)([\d\s])(seconds?|sec?|ss?)\b", "${1}*1"),
+            (r"(?i)([\d\s])(minutes?|min?|mm?)\b", "${1}*60"),
+            (r"(?i)([\d\s])(hours?|hou?|hh?)\b", "${1}*3600"),
+            (r"(\d)\s+(\d)", "$1+$2"),
+        ]
+        .into_iter()
+        .filter_map(|(re, rep)| Regex::new(re).ok().map(|re| (re, rep)))
+        .collect()
+    });
+    let mut expr = text.trim().to_string();
+    for (re, rep) in rules {
+        expr = re.replace_all(&expr, *rep).into_owned();
+    }
+    crate::bans::eval_expression(&expr, &BTreeMap::new())
+        .map_err(|err| format!("invalid time string {text:?}: {err}"))
+}
+
 /// Severity of a message an action wants logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -555,11 +583,11 @@ impl CommandAction {
         self.properties.get(key).map(String::as_str)
     }
 
-    /// Command timeout from the `timeout` property (seconds), default 60.
+    /// Command timeout from the `timeout` property (a time string), default 60 s.
     pub fn timeout(&self) -> Duration {
         let seconds = self
             .property("timeout")
-            .and_then(|t| t.trim().parse::<f64>().ok())
+            .and_then(|t| time_string_seconds(t).ok())
             .filter(|t| t.is_finite() && *t >= 0.0)
             .unwrap_or(DEFAULT_TIMEOUT);
         Duration::from_secs_f64(seconds)
@@ -1201,5 +1229,35 @@ mod tests {
         let action = CommandAction::new("t", props(&[("bantime", "5"), ("timeout", "2")]));
         assert_eq!(action.property("bantime"), None);
         assert_eq!(action.timeout(), Duration::from_secs(2));
+        let action = CommandAction::new("t", props(&[("timeout", "1m 30s")]));
+        assert_eq!(action.timeout(), Duration::from_secs(90));
+        let action = CommandAction::new("t", props(&[("timeout", "bogus")]));
+        assert_eq!(action.timeout(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn time_strings_follow_str2seconds() {
+        for (text, want) in [
+            ("600", 600.0),
+            ("10m", 600.0),
+            ("1d12h", 129600.0),
+            ("1h 30m", 5400.0),
+            ("1w", 604800.0),
+            ("1mo", 2629800.0),
+            ("1year-6mo", 15778800.0),
+            ("-1", -1.0),
+            ("2*3600", 7200.0),
+            ("1.5h", 5400.0),
+            ("5 m", 300.0),
+            ("1d 2", 86402.0),
+            ("10 minutes", 600.0),
+            ("3d-1h", 255600.0),
+            ("1H", 3600.0),
+            ("1M", 60.0),
+            ("1dd", 86400.0),
+        ] {
+            assert_eq!(time_string_seconds(text), Ok(want), "{text}");
+        }
+        assert!(time_string_seconds("1x").is_err());
     }
 }
