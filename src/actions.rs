@@ -194,6 +194,50 @@ pub fn reverse_pointer(id: &str) -> String {
     }
 }
 
+/// Reverse DNS name of an address (`<ip-host>`); `None` for non-addresses or no PTR.
+pub fn reverse_dns(ip: &str) -> Option<String> {
+    let addr: std::net::IpAddr = ip.parse().ok()?;
+    let sockaddr = std::net::SocketAddr::new(addr, 0);
+    // SAFETY: the sockaddr structs are fully initialised from std values, the output buffer
+    // is valid for its length and getnameinfo NUL-terminates it on success.
+    unsafe {
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        let len = match sockaddr {
+            std::net::SocketAddr::V4(v4) => {
+                let sin =
+                    &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>();
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_addr.s_addr = u32::from_ne_bytes(v4.ip().octets());
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            std::net::SocketAddr::V6(v6) => {
+                let sin6 = &mut *(&mut storage as *mut libc::sockaddr_storage)
+                    .cast::<libc::sockaddr_in6>();
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_addr.s6_addr = v6.ip().octets();
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        let mut host = [0 as libc::c_char; 1025];
+        let rc = libc::getnameinfo(
+            (&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr>(),
+            len as libc::socklen_t,
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        );
+        if rc != 0 {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr(host.as_ptr())
+            .to_string_lossy()
+            .into_owned();
+        (!name.is_empty()).then_some(name)
+    }
+}
+
 /// Python's `repr(float)` for ticket times (`1795483115.9551888`, `12.0`).
 pub fn python_float(value: f64) -> String {
     if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e16 {
@@ -212,7 +256,8 @@ fn now_seconds() -> f64 {
 
 impl TagValues {
     /// ActionInfo of `ticket` in a jail whose `bantime` is `jail_ban_time`. The caller may
-    /// add `ip-host`, `ipmatches`, `jail.*` and similar values afterwards.
+    /// add `ipmatches`, `jail.*` and similar values afterwards. `<ip-host>` is resolved
+    /// (reverse DNS) only when a command uses it and no value was set.
     pub fn from_ticket(ticket: &Ticket, jail_ban_time: i64) -> TagValues {
         let ip = ticket
             .data
@@ -225,7 +270,6 @@ impl TagValues {
             family_of(&ip).unwrap_or("None").to_string(),
         );
         tags.insert("ip-rev".to_string(), reverse_pointer(&ip));
-        tags.insert("ip-host".to_string(), "None".to_string());
         tags.insert("ip".to_string(), ip);
         tags.insert("fid".to_string(), ticket.id.clone());
         tags.insert("failures".to_string(), ticket.failures.to_string());
@@ -299,6 +343,11 @@ pub fn substitute_dynamic(command: &str, values: &TagValues) -> ShellCommand {
             let tag = &caps[1];
             match values.tags.get(tag) {
                 Some(value) => escape_val(tag, value),
+                None if tag == "ip-host" => {
+                    let ip = values.tags.get("ip").map(String::as_str).unwrap_or("");
+                    let host = reverse_dns(ip).unwrap_or_else(|| "None".to_string());
+                    escape_val(tag, &host)
+                }
                 None => builtin_tag(tag).unwrap_or_else(|| caps[0].to_string()),
             }
         })
@@ -1210,6 +1259,8 @@ mod tests {
             "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2."
         );
         assert_eq!(reverse_pointer("bob"), "");
+        assert_eq!(reverse_dns("bob"), None);
+        assert_eq!(reverse_dns("127.0.0.1").map(|h| h.is_empty()), Some(false));
         assert_eq!(family_of("10.0.0.0/8"), Some("inet4"));
         assert_eq!(family_of("::1"), Some("inet6"));
         assert_eq!(family_of("bob"), None);
