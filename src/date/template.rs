@@ -1,7 +1,8 @@
 //! Date templates: `%`-pattern expansion, boundary/anchor handling and compilation, as
 //! fail2ban's `DateTemplate.setRegex`, `DatePatternRegex`, `DateEpoch` and `DateTai64n` do.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 use fancy_regex::Regex;
 
@@ -679,8 +680,30 @@ fn tai64n_template(line_begin: bool) -> Result<Template, DateError> {
     })
 }
 
+/// Built templates by (pattern, year), like fail2ban's `DD_patternCache`: the defaults are
+/// rebuilt for every detector otherwise, and compiling them dominates start-up.
+static TEMPLATE_CACHE: LazyLock<Mutex<HashMap<(String, i32), Template>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+const TEMPLATE_CACHE_MAX: usize = 1000;
+
 /// `_getPatternTemplate`: the template for one `datepattern` entry (keywords resolved).
 pub(crate) fn template_for(pattern: &str, current_year: i32) -> Result<Template, DateError> {
+    let key = (pattern.to_string(), current_year);
+    if let Ok(cache) = TEMPLATE_CACHE.lock() {
+        if let Some(t) = cache.get(&key) {
+            return Ok(t.clone());
+        }
+    }
+    let template = build_template(pattern, current_year)?;
+    if let Ok(mut cache) = TEMPLATE_CACHE.lock() {
+        if cache.len() < TEMPLATE_CACHE_MAX {
+            cache.insert(key, template.clone());
+        }
+    }
+    Ok(template)
+}
+
+fn build_template(pattern: &str, current_year: i32) -> Result<Template, DateError> {
     let key = if pattern.contains('%') {
         pattern.to_string()
     } else {

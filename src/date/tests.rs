@@ -291,3 +291,99 @@ fn non_ascii_before_date_keeps_byte_offsets() {
     let m = d.find(line, NOW).unwrap();
     assert_eq!(&line[m.start..m.end], "Aug 14 10:00:01");
 }
+
+fn shared_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fail2ban-upstream")
+}
+
+/// Feed an upstream sample log through a detector as `fail2ban-regex` does (lines that are
+/// empty or start with `#` skipped) and return the templates with hits, in final order.
+fn sample_hits(log: &str, datepattern: &str) -> Vec<(String, u64)> {
+    let text = std::fs::read_to_string(shared_dir().join("samples/logs").join(log)).unwrap();
+    let mut d =
+        DateDetector::new(Some(datepattern), None, LocalZone::posix("UTC0").unwrap()).unwrap();
+    // fail2ban-regex ignores a last line without a newline.
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..i],
+        None => "",
+    };
+    for line in complete.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        d.find(line, NOW);
+    }
+    d.template_hits()
+        .into_iter()
+        .filter(|(_, h)| *h > 0)
+        .collect()
+}
+
+fn owned(list: &[(&str, u64)]) -> Vec<(String, u64)> {
+    list.iter().map(|(n, h)| (n.to_string(), *h)).collect()
+}
+
+const LN_BEG_SYSLOG: &str =
+    r"{^LN-BEG}(?:DAY )?MON Day %k:Minute:Second(?:\.Microseconds)?(?: ExYear)?";
+const LN_BEG_ISO: &str = r"{^LN-BEG}ExYear(?P<_sep>[-/.])Month(?P=_sep)Day(?:T|  ?)24hour:Minute:Second(?:[.,]Microseconds)?(?:\s*Zone offset)?";
+
+#[test]
+fn upstream_report_template_hits() {
+    // Expected lists: "Date template hits" of oracle/regex/*.report.txt (fail2ban 1.1).
+    assert_eq!(
+        sample_hits("dovecot", "{^LN-BEG}TAI64N\n{^LN-BEG}"),
+        owned(&[(LN_BEG_SYSLOG, 62), ("{^LN-BEG}TAI64N", 4), (LN_BEG_ISO, 1)])
+    );
+    assert_eq!(
+        sample_hits("sshd", "{^LN-BEG}"),
+        owned(&[(LN_BEG_SYSLOG, 151), (LN_BEG_ISO, 2)])
+    );
+    assert_eq!(
+        sample_hits("postfix", "{^LN-BEG}"),
+        owned(&[(LN_BEG_SYSLOG, 63)])
+    );
+    assert_eq!(
+        sample_hits("kerio", r"^\[%d/%b/%Y %H:%M:%S\]"),
+        owned(&[(r"^\[Day/MON/Year 24hour:Minute:Second\]", 15)])
+    );
+}
+
+#[test]
+fn every_upstream_datepattern_compiles() {
+    let dir = shared_dir().join("config/filter.d");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut lines = text.lines().peekable();
+        while let Some(line) = lines.next() {
+            let Some(value) = line.strip_prefix("datepattern") else {
+                continue;
+            };
+            let Some(value) = value.trim_start().strip_prefix('=') else {
+                continue;
+            };
+            let mut value = value.trim().to_string();
+            while lines
+                .peek()
+                .is_some_and(|l| l.starts_with([' ', '\t']) && !l.trim().is_empty())
+            {
+                value.push('\n');
+                value.push_str(lines.next().unwrap_or_default().trim());
+            }
+            // Values needing config interpolation are the config module's business.
+            if value.contains("%(") || value.contains("<lt_") {
+                continue;
+            }
+            let value = value.replace("%%", "%");
+            let made = DateDetector::new(Some(&value), None, zone());
+            assert!(made.is_ok(), "{value:?}: {:?}", made.err());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "only {checked} patterns found");
+}
