@@ -29,7 +29,8 @@ pub struct FilterOptions {
     /// `yes`, `warn`, `no` or `raw`; invalid values behave as `no`.
     pub usedns: String,
     pub logtimezone: Option<String>,
-    /// Journal backend: lines come with their own time, no date detection.
+    /// Journal backend: lines come with their own time, no date detection. Set by the
+    /// caller from the jail's backend (not part of the filter's stream).
     pub journal: bool,
 }
 
@@ -96,7 +97,6 @@ impl FilterOptions {
                 };
             }
             "logtimezone" => self.logtimezone = value_text(value),
-            "addjournalmatch" => self.journal = true,
             _ => return false,
         }
         true
