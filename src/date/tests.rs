@@ -236,6 +236,23 @@ fn keywords_are_case_insensitive_and_expand() {
 }
 
 #[test]
+fn epoch_placeholder_cuts_own_group() {
+    let mut d = detector(Some(r"stamp=({EPOCH}) "), None);
+    let line = "a stamp=1124013600 b";
+    let m = d.find(line, NOW).unwrap();
+    assert_eq!(&line[m.start..m.end], "1124013600");
+    assert_eq!(m.time, Some(NOW));
+    let mut d = detector(Some(r"ts={LEPOCH}"), None);
+    let line = "ts=1124013600123 b";
+    let m = d.find(line, NOW).unwrap();
+    assert_eq!(&line[m.start..m.end], "ts=1124013600123");
+    assert_eq!(m.time, Some(1124013600.123));
+    // `{date}` is recognised in any case, also next to `%` directives.
+    let d = detector(Some(r"^x {date}"), None);
+    assert_eq!(d.template_hits().len(), 17);
+}
+
+#[test]
 fn errors_are_reported() {
     let dup = DateDetector::new(Some("%H:%M\n%H:%M"), None, zone());
     assert!(matches!(dup, Err(DateError::Duplicate(_))));
