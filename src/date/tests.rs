@@ -404,3 +404,44 @@ fn every_upstream_datepattern_compiles() {
     }
     assert!(checked >= 25, "only {checked} patterns found");
 }
+
+/// Random mixes of formats, prefixes and suffixes (400 lines each), with the results and
+/// final template order of fail2ban 1.0.2 on the same lines (generated with a Python script
+/// over `fail2ban.server.datedetector`).
+#[test]
+fn random_mixed_logs_match_fail2ban() {
+    check_fixture(include_str!("tests/mixed_default.json"));
+    check_fixture(include_str!("tests/mixed_ln_beg.json"));
+}
+
+fn check_fixture(json: &str) {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    let lines: Vec<String> = serde_json::from_value(v["lines"].clone()).unwrap();
+    let pattern: Option<String> = serde_json::from_value(v["pattern"].clone()).unwrap();
+    let expected: Vec<String> = serde_json::from_value(v["expected"].clone()).unwrap();
+    let mut d = detector(pattern.as_deref(), None);
+    let mut got = Vec::new();
+    for line in &lines {
+        got.push(match d.find(line, NOW) {
+            None => format!("{line}\tnone"),
+            Some(m) => {
+                let time = match (m.time, m.zoned, &m.error) {
+                    (_, _, Some(_)) => "ERR".to_string(),
+                    (None, _, None) => "None".to_string(),
+                    (Some(t), true, None) => format!("{}", t as i64),
+                    (Some(t), false, None) => format!("{t:?}"),
+                };
+                format!("{line}\t{}..{}\t{time}", m.start, m.end)
+            }
+        });
+    }
+    for (name, hits) in d.template_hits() {
+        if hits > 0 {
+            got.push(format!("hits {hits} {name}"));
+        }
+    }
+    for (i, (g, e)) in got.iter().zip(expected.iter()).enumerate() {
+        assert_eq!(g, e, "row {i}");
+    }
+    assert_eq!(got.len(), expected.len());
+}
