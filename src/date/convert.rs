@@ -308,7 +308,7 @@ pub(crate) fn fields_to_time<'t>(
             let Some(date) = i32::try_from(year)
                 .ok()
                 .and_then(|y| NaiveDate::from_ymd_opt(y, 1, 1))
-                .and_then(|d| d.checked_add_signed(Duration::days(j - 1)))
+                .and_then(|d| d.checked_add_signed(Duration::try_days(j - 1)?))
             else {
                 return Converted::Invalid;
             };

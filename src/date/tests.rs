@@ -445,3 +445,28 @@ fn check_fixture(json: &str) {
     }
     assert_eq!(got.len(), expected.len());
 }
+
+#[test]
+fn hostile_custom_fields_do_not_panic() {
+    let mut d = detector(Some(r"^(?P<Y>\d+) (?P<j>\d+) (?P<U>\d+)"), None);
+    for line in [
+        "2005 999999999999999999 1",
+        "999999999999999999 1 1",
+        "0 1 1",
+        "2005 100000000 100000000000",
+    ] {
+        let m = d.find(line, NOW).unwrap();
+        assert_eq!(m.time, None, "{line}");
+    }
+    // Day 0 of the year is December 31 of the previous one, as in Python.
+    assert_eq!(time_of(&mut d, "2005 0 0"), Some(1104447600.0));
+    let mut d = detector(Some(r"^(?P<Y>\d+)-(?P<U>\d+)-(?P<w>\d)"), None);
+    assert_eq!(time_of(&mut d, "2005-999999999999999999-1"), None);
+}
+
+#[test]
+fn detector_can_move_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<DateDetector>();
+    assert_send_sync::<LocalZone>();
+}
