@@ -48,7 +48,9 @@ pub struct DateMatch {
     /// Byte offsets in the line of the text to cut out (template group 1); may be empty.
     pub start: usize,
     pub end: usize,
-    /// None when the text matched but did not convert (fail2ban spec 6.2).
+    /// None when the text matched but did not convert (fail2ban spec 6.2), and always for
+    /// an empty cut (`{NONE}`, `^I\(()**`): fail2ban does not convert those but uses the
+    /// last date or now (spec 6.3).
     pub time: Option<f64>,
     /// The time came from an explicit zone (fail2ban returns an integer then).
     pub zoned: bool,
@@ -420,7 +422,11 @@ impl DateDetector {
             Some(g) => (g.start(), g.end()),
             None => (m.start, m.start),
         };
-        let converted = self.convert(&m, now);
+        let converted = if start == end {
+            Converted::Invalid
+        } else {
+            self.convert(&m, now)
+        };
         let (time, zoned, error) = match converted {
             Converted::Time { secs, zoned } => (Some(secs), zoned, None),
             Converted::Invalid => (None, false, None),
