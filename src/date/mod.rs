@@ -48,7 +48,9 @@ pub struct DateMatch {
     /// Byte offsets in the line of the text to cut out (template group 1); may be empty.
     pub start: usize,
     pub end: usize,
-    /// None when the text matched but did not convert (fail2ban spec 6.2).
+    /// None when the text matched but did not convert (fail2ban spec 6.2), and always for
+    /// an empty cut (`{NONE}`, `^I\(()**`): fail2ban does not convert those but uses the
+    /// last date or now (spec 6.3).
     pub time: Option<f64>,
     /// The time came from an explicit zone (fail2ban returns an integer then).
     pub zoned: bool,
@@ -213,7 +215,7 @@ impl DateDetector {
                 }
                 Ok(())
             }
-            _ if key.contains("{DATE}") => {
+            _ if template::has_date_placeholder(entry) => {
                 let ignore = !self.entries.is_empty();
                 for t in template::date_placeholder_templates(entry, now_year)? {
                     self.push(t, ignore)?;
@@ -420,7 +422,11 @@ impl DateDetector {
             Some(g) => (g.start(), g.end()),
             None => (m.start, m.start),
         };
-        let converted = self.convert(&m, now);
+        let converted = if start == end {
+            Converted::Invalid
+        } else {
+            self.convert(&m, now)
+        };
         let (time, zoned, error) = match converted {
             Converted::Time { secs, zoned } => (Some(secs), zoned, None),
             Converted::Invalid => (None, false, None),
