@@ -11,7 +11,7 @@ mod tests;
 use std::fmt;
 
 use chrono::Datelike;
-use fancy_regex::Captures;
+use fancy_regex::{Captures, RegexInput};
 
 use convert::{Context, Converted};
 use template::{Kind, Template};
@@ -251,15 +251,39 @@ impl DateDetector {
         window: Option<(usize, usize)>,
     ) -> Option<Candidate<'t>> {
         let entry = &mut self.entries[idx];
-        let caps = match window {
-            None => entry.template.regex.captures(line),
-            Some((pos, endpos)) => {
-                let endpos = endpos.min(line.len());
-                if pos > endpos || !line.is_char_boundary(pos) || !line.is_char_boundary(endpos) {
+        let template = &entry.template;
+        let (pos, endpos) = window.unwrap_or((0, line.len()));
+        let endpos = endpos.min(line.len());
+        if pos > endpos || !line.is_char_boundary(pos) || !line.is_char_boundary(endpos) {
+            return None;
+        }
+        let text = &line[..endpos];
+        let caps = if template.start_anchored {
+            if pos > 0 {
+                return None;
+            }
+            template
+                .regex
+                .captures_input(RegexInput::new(text).anchored(true))
+        } else if let Some(prefilter) = &template.prefilter {
+            // Try the backtracking regex only where the linear prefilter can start a match,
+            // anchored there: same leftmost result, no quadratic scan of long lines.
+            let mut from = pos;
+            loop {
+                let candidate = prefilter.find_at(text, from)?.start();
+                let attempt = template
+                    .regex
+                    .captures_input(RegexInput::new(text).from_pos(candidate).anchored(true));
+                if let Ok(Some(c)) = attempt {
+                    break Ok(Some(c));
+                }
+                from = candidate + text[candidate..].chars().next().map_or(1, char::len_utf8);
+                if from > text.len() {
                     return None;
                 }
-                entry.template.regex.captures_from_pos(&line[..endpos], pos)
             }
+        } else {
+            template.regex.captures_from_pos(text, pos)
         };
         // A regex runtime error (backtrack limit on hostile input) counts as no match.
         let caps = caps.ok().flatten()?;
