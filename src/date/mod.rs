@@ -213,7 +213,7 @@ impl DateDetector {
                 }
                 Ok(())
             }
-            _ if key.contains("{DATE}") => {
+            _ if template::has_date_placeholder(entry) => {
                 let ignore = !self.entries.is_empty();
                 for t in template::date_placeholder_templates(entry, now_year)? {
                     self.push(t, ignore)?;

@@ -641,10 +641,13 @@ fn epoch_template(
         let inner = replace_all(&RE_EPOCH_PATTERN, pattern, usize::MAX, |_| {
             format!("({value_re})")
         });
-        (
-            set_regex(&format!("({inner})"), Begin::Word, true, base_name),
-            2,
-        )
+        // Cut = the pattern's own first group, or the whole pattern; value = group 2.
+        let regex = if found(&RE_GROUPED, pattern) {
+            inner
+        } else {
+            format!("({inner})")
+        };
+        (set_regex(&regex, Begin::Word, true, base_name), 2)
     } else if !line_begin_only {
         let regex = r"((?:^|(?P<square>(?<=^\[))|(?P<selinux>(?<=\baudit\()))%s)(?:(?(selinux)(?=:\d+\)))|(?(square)(?=\])))"
         .replace("%s", value_re);
@@ -795,6 +798,11 @@ pub(crate) fn date_placeholder_templates(
         out.push(template_for(&wrapped, current_year)?);
     }
     Ok(out)
+}
+
+/// Whether a `datepattern` entry contains `{DATE}` (any case, not escaped).
+pub(crate) fn has_date_placeholder(entry: &str) -> bool {
+    found(&RE_DATE_PREMATCH, entry)
 }
 
 /// `{NONE}`: empty match at line start.

@@ -236,6 +236,23 @@ fn keywords_are_case_insensitive_and_expand() {
 }
 
 #[test]
+fn epoch_placeholder_cuts_own_group() {
+    let mut d = detector(Some(r"stamp=({EPOCH}) "), None);
+    let line = "a stamp=1124013600 b";
+    let m = d.find(line, NOW).unwrap();
+    assert_eq!(&line[m.start..m.end], "1124013600");
+    assert_eq!(m.time, Some(NOW));
+    let mut d = detector(Some(r"ts={LEPOCH}"), None);
+    let line = "ts=1124013600123 b";
+    let m = d.find(line, NOW).unwrap();
+    assert_eq!(&line[m.start..m.end], "ts=1124013600123");
+    assert_eq!(m.time, Some(1124013600.123));
+    // `{date}` is recognised in any case, also next to `%` directives.
+    let d = detector(Some(r"^x {date}"), None);
+    assert_eq!(d.template_hits().len(), 17);
+}
+
+#[test]
 fn errors_are_reported() {
     let dup = DateDetector::new(Some("%H:%M\n%H:%M"), None, zone());
     assert!(matches!(dup, Err(DateError::Duplicate(_))));
@@ -386,4 +403,45 @@ fn every_upstream_datepattern_compiles() {
         }
     }
     assert!(checked >= 25, "only {checked} patterns found");
+}
+
+/// Random mixes of formats, prefixes and suffixes (400 lines each), with the results and
+/// final template order of fail2ban 1.0.2 on the same lines (generated with a Python script
+/// over `fail2ban.server.datedetector`).
+#[test]
+fn random_mixed_logs_match_fail2ban() {
+    check_fixture(include_str!("tests/mixed_default.json"));
+    check_fixture(include_str!("tests/mixed_ln_beg.json"));
+}
+
+fn check_fixture(json: &str) {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    let lines: Vec<String> = serde_json::from_value(v["lines"].clone()).unwrap();
+    let pattern: Option<String> = serde_json::from_value(v["pattern"].clone()).unwrap();
+    let expected: Vec<String> = serde_json::from_value(v["expected"].clone()).unwrap();
+    let mut d = detector(pattern.as_deref(), None);
+    let mut got = Vec::new();
+    for line in &lines {
+        got.push(match d.find(line, NOW) {
+            None => format!("{line}\tnone"),
+            Some(m) => {
+                let time = match (m.time, m.zoned, &m.error) {
+                    (_, _, Some(_)) => "ERR".to_string(),
+                    (None, _, None) => "None".to_string(),
+                    (Some(t), true, None) => format!("{}", t as i64),
+                    (Some(t), false, None) => format!("{t:?}"),
+                };
+                format!("{line}\t{}..{}\t{time}", m.start, m.end)
+            }
+        });
+    }
+    for (name, hits) in d.template_hits() {
+        if hits > 0 {
+            got.push(format!("hits {hits} {name}"));
+        }
+    }
+    for (i, (g, e)) in got.iter().zip(expected.iter()).enumerate() {
+        assert_eq!(g, e, "row {i}");
+    }
+    assert_eq!(got.len(), expected.len());
 }
