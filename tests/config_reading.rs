@@ -505,6 +505,27 @@ fn test_mode_requires_log_files() {
     assert!(err
         .to_string()
         .contains("Have not found any log file for 'miss' jail."));
+    assert!(err.to_string().contains("jail.conf"), "{err}");
+}
+
+#[test]
+fn missing_units_are_fatal() {
+    let tree = Tree::new(&[]);
+    let err = load(tree.path()).expect_err("no jail.conf");
+    assert!(
+        err.to_string()
+            .starts_with("Read jails configuration failed."),
+        "{err}"
+    );
+    std::fs::remove_file(tree.path().join("fail2ban.conf")).expect("remove");
+    let err = load(tree.path()).expect_err("no fail2ban.conf");
+    assert!(
+        err.to_string()
+            .starts_with("Read fail2ban configuration failed."),
+        "{err}"
+    );
+    let err = load(&tree.path().join("nope")).expect_err("no base dir");
+    assert!(err.to_string().contains("does not exist"), "{err}");
 }
 
 #[test]

@@ -889,6 +889,13 @@ fn base_dir(conf_dir: &Path) -> Result<PathBuf, ConfigError> {
     Ok(base)
 }
 
+/// fail2ban 1.1.1+: a missing `fail2ban`/`jail` unit aborts the whole read.
+fn unit_failed(what: &str, name: &str, base: &Path) -> ConfigError {
+    let mut e = no_files(name, base);
+    e.message = format!("{what} ({})", e.message);
+    e
+}
+
 fn no_files(name: &str, base: &Path) -> ConfigError {
     ConfigError::at(
         format!(
@@ -916,9 +923,13 @@ const LOG_LEVELS: &[&str] = &[
 ];
 
 fn global_stream(loader: &mut Loader) -> Result<Vec<Command>, ConfigError> {
-    let unit = loader
-        .unit("fail2ban")?
-        .ok_or_else(|| no_files("fail2ban", &loader.base))?;
+    let unit = loader.unit("fail2ban")?.ok_or_else(|| {
+        unit_failed(
+            "Read fail2ban configuration failed.",
+            "fail2ban",
+            &loader.base,
+        )
+    })?;
     let has_def = unit.has_section("Definition");
     let table: &[(&str, Option<&str>, Kind, i32)] = &[
         ("loglevel", Some("INFO"), Kind::Str, 12),
@@ -977,7 +988,7 @@ fn global_stream(loader: &mut Loader) -> Result<Vec<Command>, ConfigError> {
 fn read_jail_unit(loader: &mut Loader) -> Result<Unit, ConfigError> {
     let unit = loader
         .unit("jail")?
-        .ok_or_else(|| no_files("jail", &loader.base))?;
+        .ok_or_else(|| unit_failed("Read jails configuration failed.", "jail", &loader.base))?;
     let mut unit = (*unit).clone();
     omap_set(
         &mut unit.defaults,
@@ -1013,7 +1024,9 @@ fn load_inner(loader: &mut Loader, allow_no_files: bool) -> Result<Loaded, Confi
         }
     }
     for jail in jails.iter_mut() {
-        let block = jail.convert(loader, allow_no_files)?;
+        let block = jail
+            .convert(loader, allow_no_files)
+            .map_err(|e| e.or_file(unit.origin(&jail.name, "logpath").as_deref()))?;
         stream.extend(block);
     }
     for jail in &jails {
