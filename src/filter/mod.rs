@@ -242,6 +242,13 @@ pub struct Filter {
     last_date_text: String,
     /// None in journal mode: lines come with their time.
     pub date_detector: Option<DateDetector>,
+    /// Server: tailing new lines (true) or reading a file initially (false); see
+    /// `Mode::check_find_time`.
+    pub in_operation: bool,
+    /// Server: seconds after which an initially read line is too old to count.
+    pub find_time: f64,
+    /// Lines cut at `MAX_LINE_BYTES` so far.
+    pub truncated_lines: u64,
 }
 
 const FAILURE_ID_GROUPS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
@@ -321,12 +328,15 @@ impl Filter {
             last_date: None,
             last_date_text: String::new(),
             date_detector,
+            in_operation: true,
+            find_time: 600.0,
+            truncated_lines: 0,
         })
     }
 
     /// Process one log line (without terminator) at wall time `now`.
     pub fn process_line(&mut self, line: &str, now: f64) -> LineResult {
-        let (line, truncated) = truncate(line);
+        let (line, truncated) = self.truncate(line);
         let found = match self.date_detector.as_mut() {
             Some(detector) => detector.find(line, now),
             None => None,
@@ -337,7 +347,7 @@ impl Filter {
             end: m.end,
             time: m.time,
         });
-        let mut result = self.process_with_cut(line, cut, now);
+        let mut result = self.process_cut(line, cut, now);
         result.truncated = truncated;
         result.zoned = zoned && result.time.is_some();
         result
@@ -346,7 +356,13 @@ impl Filter {
     /// Process a line whose date was determined by the caller (`cut` as the detector
     /// would return it).
     pub fn process_with_cut(&mut self, line: &str, cut: Option<DateCut>, now: f64) -> LineResult {
-        let (line, truncated) = truncate(line);
+        let (line, truncated) = self.truncate(line);
+        let mut result = self.process_cut(line, cut, now);
+        result.truncated = truncated;
+        result
+    }
+
+    fn process_cut(&mut self, line: &str, cut: Option<DateCut>, now: f64) -> LineResult {
         let recent = |last: Option<f64>| last.filter(|d| *d > now - 60.0);
         let (tuple, time) = match cut {
             Some(c)
@@ -375,9 +391,39 @@ impl Filter {
             },
             _ => self.no_date(TupleLine::plain(line), line, now),
         };
-        let mut result = self.find_failure(tuple, time, now);
-        result.truncated = truncated;
-        result
+        match self.server_time(time, now) {
+            Some(time) => self.find_failure(tuple, time, now),
+            None => LineResult {
+                time,
+                ..LineResult::default()
+            },
+        }
+    }
+
+    /// Server time checks (spec 6.6): in operation a time more than 60 s off is replaced by
+    /// now; while reading a file initially, lines older than `find_time` are dropped (None).
+    fn server_time(&mut self, time: Option<f64>, now: f64) -> Option<Option<f64>> {
+        let Some(t) = time.filter(|_| self.mode.check_find_time) else {
+            return Some(time);
+        };
+        if self.in_operation {
+            if (t - now).trunc().abs() > 60.0 {
+                self.last_date = Some(now);
+                return Some(Some(now));
+            }
+        } else if t < now - self.find_time {
+            return None;
+        }
+        Some(Some(t))
+    }
+
+    /// Cut a line to `MAX_LINE_BYTES` at a character boundary, counting cut lines.
+    fn truncate<'l>(&mut self, line: &'l str) -> (&'l str, bool) {
+        let (line, cut) = truncate(line);
+        if cut {
+            self.truncated_lines += 1;
+        }
+        (line, cut)
     }
 
     /// Process a line with a known time and date text (journal entries, sample tests with
@@ -389,7 +435,7 @@ impl Filter {
         date_text: &str,
         now: f64,
     ) -> LineResult {
-        let (line, truncated) = truncate(line);
+        let (line, truncated) = self.truncate(line);
         self.last_date = Some(time);
         self.last_date_text = date_text.to_string();
         let tuple = TupleLine {
@@ -397,7 +443,10 @@ impl Filter {
             date: date_text.to_string(),
             post: line.to_string(),
         };
-        let mut result = self.find_failure(tuple, Some(time), now);
+        let mut result = match self.server_time(Some(time), now) {
+            Some(time) => self.find_failure(tuple, time, now),
+            None => LineResult::default(),
+        };
         result.truncated = truncated;
         result
     }
@@ -415,7 +464,7 @@ impl Filter {
     fn no_date(&self, tuple: TupleLine, line: &str, now: f64) -> (TupleLine, Option<f64>) {
         match self.last_date.filter(|d| *d > now - 60.0) {
             Some(t) => (self.last_tuple(line), Some(t)),
-            None if self.mode.check_find_time => (tuple, Some(now)),
+            None if self.mode.check_find_time && self.in_operation => (tuple, Some(now)),
             None => (tuple, None),
         }
     }

@@ -242,3 +242,33 @@ fn hostile_lines() {
     let r = f.process_with_cut("a\0\u{fffd} x 1.2.3.4", None, 0.0);
     assert!(r.failures.is_empty());
 }
+
+#[test]
+fn server_time_checks() {
+    let mut f = Filter::new(&opts(None, &["x <HOST>"], &[], 1), Mode::server()).unwrap();
+    let at = |t: f64| {
+        Some(DateCut {
+            start: 0,
+            end: 4,
+            time: Some(t),
+        })
+    };
+    // In operation: a time 2 h in the future is treated as now; 30 s off is kept.
+    let r = f.process_with_cut("DATE x 1.2.3.4", at(10_000.0 + 7200.0), 10_000.0);
+    assert_eq!(r.failures[0].time, Some(10_000.0));
+    let r = f.process_with_cut("DATE x 1.2.3.4", at(10_000.0 - 30.0), 10_000.0);
+    assert_eq!(r.failures[0].time, Some(9_970.0));
+    // Initial read: lines older than findtime are dropped.
+    f.in_operation = false;
+    assert!(f
+        .process_with_cut("DATE x 1.2.3.4", at(1_000.0), 10_000.0)
+        .failures
+        .is_empty());
+    let r = f.process_with_cut("DATE x 1.2.3.4", at(9_500.0), 10_000.0);
+    assert_eq!(r.failures[0].time, Some(9_500.0));
+    // Undated lines get no time while not in operation, so the server skips them.
+    let r = f.process_with_cut("x 1.2.3.4", None, 20_000.0);
+    assert!(r.failures.is_empty());
+    f.process_with_cut(&"y".repeat(MAX_LINE_BYTES + 10), None, 0.0);
+    assert_eq!(f.truncated_lines, 1);
+}
