@@ -475,6 +475,8 @@ pub fn execute(command: &ShellCommand, timeout: Duration) -> CommandOutput {
     let stderr_rx = child.stderr.take().map(spawn_reader);
     let deadline = Instant::now() + timeout;
     let mut timed_out = false;
+    // Short commands finish in about a millisecond: poll fast first, then back off.
+    let mut pause = Duration::from_micros(100);
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
@@ -488,7 +490,8 @@ pub fn execute(command: &ShellCommand, timeout: Duration) -> CommandOutput {
             signal_group(pgid, libc::SIGKILL);
             break child.wait().ok();
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        pause = (pause * 2).min(Duration::from_millis(10));
     };
     if timed_out {
         // Leftovers of the group must not outlive a timed-out command.

@@ -110,8 +110,8 @@ impl BanRecord {
             .collect()
     }
 
-    /// A restored ticket (spec 4.7): time = timeofban, bancount = stored count (the ban
-    /// manager does not raise it for restored tickets; callers add 1 when fail2ban would).
+    /// A restored ticket (spec 4.7): time = timeofban, ban time as stored (apply
+    /// [`Db::bans_to_restore`]'s corrections first), bancount = stored count + 1.
     pub fn to_ticket(&self) -> Ticket {
         let mut ticket = Ticket::new(self.id.clone(), self.time_of_ban as f64);
         ticket.matches = self.matches();
@@ -134,7 +134,7 @@ impl BanRecord {
             }
         }
         ticket.ban_time = Some(self.ban_time);
-        ticket.ban_count = self.ban_count;
+        ticket.ban_count = self.ban_count.saturating_add(1);
         ticket.restored = true;
         ticket
     }
@@ -785,7 +785,7 @@ mod tests {
         let back = record.to_ticket();
         assert_eq!(back.matches.first().map(String::as_str), Some("m2"));
         assert_eq!(back.failures, 3);
-        assert_eq!(back.ban_count, 2);
+        assert_eq!(back.ban_count, 3, "restored count is stored + 1");
         assert!(back.restored);
         assert_eq!(back.data.get("user").map(String::as_str), Some("alice"));
         let none = BanRecord::from_ticket("sshd", &ticket, 600, 0);

@@ -212,7 +212,10 @@ fn restore_clamps_to_current_jail_bantime() {
     assert_eq!(ids, vec![("long", 600), ("perm", 600)]);
     let ticket = short[1].to_ticket();
     assert!(ticket.restored);
-    assert_eq!(ticket.ban_count, 2);
+    assert_eq!(
+        ticket.ban_count, 3,
+        "<bancount> of a restored ban is DB count + 1"
+    );
     assert_eq!(ticket.time, (now - 100) as f64);
     let increment = RestorePolicy {
         jail_ban_time: 600,
