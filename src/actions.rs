@@ -1169,6 +1169,26 @@ impl ActionRunner {
         }
     }
 
+    /// Consistency check of spec 3.6, for a new failure of an already banned id: runs each
+    /// action's check/repair at most once per 3 s (`now` in seconds). Returns true when a
+    /// repair raised a ban epoch, i.e. banned tickets should be re-banned ([`Self::reban`]).
+    pub fn consistency_check(&mut self, now: f64, last_check: &mut Option<f64>) -> bool {
+        if last_check.is_some_and(|t| now - t < 3.0) {
+            return false;
+        }
+        *last_check = Some(now);
+        let before = self.ban_epoch();
+        for action in &mut self.actions {
+            let _ = action.consistency_check();
+        }
+        self.ban_epoch() != before
+    }
+
+    /// Sum of the actions' ban epochs; a ticket banned under an older value needs a re-ban.
+    pub fn ban_epoch(&self) -> u64 {
+        self.actions.iter().map(|a| a.ban_epoch).sum()
+    }
+
     /// All log messages collected from the actions, with the action name.
     pub fn take_messages(&mut self) -> Vec<(Level, String)> {
         let mut out = Vec::new();

@@ -174,6 +174,28 @@ impl FailManager {
         None
     }
 
+    /// Time to count a failure at (spec 4.1.1), `None` to drop it. While reading old lines
+    /// (`initial_read`), failures older than `now - findtime` are dropped; in operation a
+    /// time more than 60 s away from `now` is replaced by `now`. Future times become `now`.
+    pub fn failure_time(&self, parsed: f64, now: f64, initial_read: bool) -> Option<f64> {
+        if !parsed.is_finite() {
+            return Some(now);
+        }
+        if parsed > now {
+            return Some(now);
+        }
+        if initial_read {
+            if parsed < now - self.find_time as f64 {
+                return None;
+            }
+            return Some(parsed);
+        }
+        if (now - parsed).abs() > 60.0 {
+            return Some(now);
+        }
+        Some(parsed)
+    }
+
     /// Current (decayed) count of `id`, 0 if unknown.
     pub fn retry_count(&self, id: &str) -> u32 {
         self.tickets.get(id).map_or(0, |t| t.retry)
@@ -952,6 +974,20 @@ mod tests {
         let mut none = FailManager::new(10, 600, 0);
         fail(&mut none, "m", 1.0);
         assert!(none.remove("m").expect("ticket").matches.is_empty());
+    }
+
+    #[test]
+    fn failure_times_are_clamped_or_dropped() {
+        let fm = FailManager::new(3, 600, 5);
+        // Initial read: old lines dropped, recent kept as logged.
+        assert_eq!(fm.failure_time(300.0, 1000.0, true), None);
+        assert_eq!(fm.failure_time(500.0, 1000.0, true), Some(500.0));
+        // Operation: far-off times replaced by now, near ones kept.
+        assert_eq!(fm.failure_time(500.0, 1000.0, false), Some(1000.0));
+        assert_eq!(fm.failure_time(950.0, 1000.0, false), Some(950.0));
+        // Future clamps to now in both modes.
+        assert_eq!(fm.failure_time(5000.0, 1000.0, true), Some(1000.0));
+        assert_eq!(fm.failure_time(1010.0, 1000.0, false), Some(1000.0));
     }
 
     #[test]

@@ -366,3 +366,28 @@ fn ignorecommand_exit_codes_and_safe_values() {
     assert!(run_ignorecommand("exit 2", &values).is_err());
     assert!(!marker.exists());
 }
+
+#[test]
+fn consistency_check_repairs_and_is_rate_limited() {
+    let dir = temp_dir("consistency");
+    let log = dir.join("log");
+    let flag = dir.join("ok");
+    let f = flag.display().to_string();
+    let check = format!("echo check >> LOG; test -e {f}");
+    let repair = format!("echo repair >> LOG; touch {f}");
+    let action = recording_action(&log, &[("actioncheck", &check), ("actionrepair", &repair)]);
+    let mut runner = ActionRunner::new("j", 600, vec![action]);
+    runner.start().expect("start");
+    let mut last = None;
+    assert!(
+        runner.consistency_check(100.0, &mut last),
+        "repair raises the epoch"
+    );
+    assert!(!runner.consistency_check(101.0, &mut last), "rate limited");
+    assert!(!runner.consistency_check(104.0, &mut last), "sane now");
+    assert_eq!(runner.ban_epoch(), 1);
+    assert_eq!(
+        log_lines(&log),
+        vec!["start ", "check", "repair", "check", "check"]
+    );
+}
