@@ -31,6 +31,8 @@ use crate::bans::Ticket;
 
 /// fail2ban's `MAX_TAG_REPLACE_COUNT`: more substitution rounds means self reference.
 const MAX_TAG_REPLACE_COUNT: usize = 25;
+/// Largest command the static pass may build; nested tags can otherwise double per round.
+const MAX_COMMAND_LEN: usize = 1 << 20;
 /// Default command timeout (seconds).
 pub const DEFAULT_TIMEOUT: f64 = 60.0;
 /// Pause between SIGTERM and SIGKILL of a timed-out command group.
@@ -719,6 +721,11 @@ impl CommandAction {
             if value == query {
                 return Ok(value);
             }
+            if value.len() > MAX_COMMAND_LEN {
+                return Err(format!(
+                    "substitution grew beyond {MAX_COMMAND_LEN} bytes (tags doubling each other?)"
+                ));
+            }
             query = value;
             rounds += 1;
             if rounds > MAX_TAG_REPLACE_COUNT {
@@ -1244,6 +1251,17 @@ mod tests {
     fn static_pass_detects_self_reference() {
         let action = CommandAction::new("t", props(&[("a", "x<a>")]));
         assert!(action.substitute_static("<a>", "").is_err());
+    }
+
+    #[test]
+    fn static_pass_bounds_exponential_growth() {
+        let mut pairs = Vec::new();
+        for i in 0..30 {
+            pairs.push((format!("t{i}"), format!("<t{}><t{}>", i + 1, i + 1)));
+        }
+        pairs.push(("t30".to_string(), "x".to_string()));
+        let action = CommandAction::new("t", pairs);
+        assert!(action.substitute_static("<t0>", "").is_err());
     }
 
     #[test]

@@ -538,6 +538,7 @@ pub fn eval_expression(text: &str, names: &BTreeMap<String, f64>) -> Result<f64,
         tokens,
         pos: 0,
         names,
+        depth: 0,
     };
     let value = parser.conditional()?;
     if parser.pos != parser.tokens.len() {
@@ -613,7 +614,12 @@ struct ExprParser<'a> {
     tokens: Vec<Tok>,
     pos: usize,
     names: &'a BTreeMap<String, f64>,
+    /// Nesting depth, bounded so that hostile input cannot overflow the stack.
+    depth: usize,
 }
+
+/// Deepest nesting of parentheses / unary operators accepted in an expression.
+const MAX_EXPRESSION_DEPTH: usize = 64;
 
 fn truth(value: f64) -> bool {
     value != 0.0
@@ -647,6 +653,16 @@ impl ExprParser<'_> {
 
     /// `a if c else b` (lowest precedence).
     fn conditional(&mut self) -> Result<f64, String> {
+        self.depth += 1;
+        let result = self.conditional_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn conditional_inner(&mut self) -> Result<f64, String> {
+        if self.depth > MAX_EXPRESSION_DEPTH {
+            return Err("expression nested too deeply".to_string());
+        }
         let value = self.or_expr()?;
         if self.peek_name("if") {
             self.pos += 1;
@@ -684,7 +700,14 @@ impl ExprParser<'_> {
     fn not_expr(&mut self) -> Result<f64, String> {
         if self.peek_name("not") {
             self.pos += 1;
-            let value = self.not_expr()?;
+            self.depth += 1;
+            let value = if self.depth > MAX_EXPRESSION_DEPTH * 4 {
+                Err("expression nested too deeply".to_string())
+            } else {
+                self.not_expr()
+            };
+            self.depth -= 1;
+            let value = value?;
             return Ok(if truth(value) { 0.0 } else { 1.0 });
         }
         self.comparison()
@@ -804,6 +827,16 @@ impl ExprParser<'_> {
     }
 
     fn unary(&mut self) -> Result<f64, String> {
+        self.depth += 1;
+        let result = self.unary_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn unary_inner(&mut self) -> Result<f64, String> {
+        if self.depth > MAX_EXPRESSION_DEPTH * 4 {
+            return Err("expression nested too deeply".to_string());
+        }
         if self.peek_op("-") {
             self.pos += 1;
             return Ok(-self.unary()?);
@@ -1199,6 +1232,10 @@ mod tests {
         assert!(ev("1 <<").is_err());
         assert!(ev("__import__('os')").is_err());
         assert!(ev("1 << 99").is_err());
+        assert!(ev(&format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000))).is_err());
+        assert!(ev(&format!("{}1", "-".repeat(100_000))).is_err());
+        assert!(ev(&format!("{}1", "not ".repeat(100_000))).is_err());
+        assert!(ev(&"2**".repeat(100_000)).is_err());
     }
 
     #[test]
