@@ -923,8 +923,8 @@ impl CommandAction {
     fn ban_with(&mut self, op: &str, values: &TagValues) -> Result<(), String> {
         let family = values.family();
         if self.start_on_demand() && !self.is_started(&family) {
-            // A failed start is logged by the command; the ban itself still tries.
-            let _ = self.start_families(vec![family.clone()]);
+            // As fail2ban: a failed on-demand start aborts this ban; the next ban retries.
+            self.start_families(vec![family.clone()])?;
         }
         if !self.process(op, values)? {
             return Err(format!("Error banning {}", ip_of(values)));

@@ -391,3 +391,26 @@ fn consistency_check_repairs_and_is_rate_limited() {
         vec!["start ", "check", "repair", "check", "check"]
     );
 }
+
+#[test]
+fn failed_on_demand_start_aborts_the_ban_and_is_retried() {
+    let dir = temp_dir("startfail");
+    let log = dir.join("log");
+    let flag = dir.join("ready");
+    let f = flag.display().to_string();
+    let start = format!("echo start >> LOG; test -e {f}");
+    let action = recording_action(
+        &log,
+        &[
+            ("actionstart", &start),
+            ("actionban?family=inet6", "echo ban6 >> LOG"),
+        ],
+    );
+    let mut runner = ActionRunner::new("j", 600, vec![action]);
+    assert!(runner.ban(&Ticket::new("1.2.3.4", 1.0)).is_err());
+    fs::write(&flag, "").expect("flag");
+    runner
+        .ban(&Ticket::new("1.2.3.5", 1.0))
+        .expect("second ban");
+    assert_eq!(log_lines(&log), vec!["start", "start", "ban inet4 1.2.3.5"]);
+}
