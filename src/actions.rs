@@ -27,10 +27,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use regex::{Captures, Regex};
 
+use crate::addr::FailureId;
 use crate::bans::Ticket;
 
 /// fail2ban's `MAX_TAG_REPLACE_COUNT`: more substitution rounds means self reference.
 const MAX_TAG_REPLACE_COUNT: usize = 25;
+/// Largest command the static pass may build; nested tags can otherwise double per round.
+const MAX_COMMAND_LEN: usize = 1 << 20;
 /// Default command timeout (seconds).
 pub const DEFAULT_TIMEOUT: f64 = 60.0;
 /// Pause between SIGTERM and SIGKILL of a timed-out command group.
@@ -165,33 +168,14 @@ pub struct TagValues {
     pub captures: BTreeMap<String, String>,
 }
 
-/// `inet4` / `inet6` for address ids (single addresses or subnets), `None` otherwise.
+/// `inet4` / `inet6` for address ids (single addresses or networks), `None` otherwise.
 pub fn family_of(id: &str) -> Option<&'static str> {
-    let addr = id
-        .parse::<std::net::IpAddr>()
-        .ok()
-        .or_else(|| id.parse::<ipnet::IpNet>().ok().map(|n| n.addr()))?;
-    Some(if addr.is_ipv4() { "inet4" } else { "inet6" })
+    FailureId::parse(id).family()
 }
 
 /// PTR name with trailing dot (`4.3.2.1.`, IPv6 nibbles), `''` for non-addresses.
 pub fn reverse_pointer(id: &str) -> String {
-    match id.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(v4)) => {
-            let mut parts: Vec<String> = v4.octets().iter().map(u8::to_string).collect();
-            parts.reverse();
-            format!("{}.", parts.join("."))
-        }
-        Ok(std::net::IpAddr::V6(v6)) => {
-            let mut nibbles = Vec::with_capacity(32);
-            for byte in v6.octets().iter().rev() {
-                nibbles.push(format!("{:x}", byte & 0xf));
-                nibbles.push(format!("{:x}", byte >> 4));
-            }
-            format!("{}.", nibbles.join("."))
-        }
-        Err(_) => String::new(),
-    }
+    FailureId::parse(id).ip_rev()
 }
 
 /// Reverse DNS name of an address (`<ip-host>`); `None` for non-addresses or no PTR.
@@ -475,6 +459,8 @@ pub fn execute(command: &ShellCommand, timeout: Duration) -> CommandOutput {
     let stderr_rx = child.stderr.take().map(spawn_reader);
     let deadline = Instant::now() + timeout;
     let mut timed_out = false;
+    // Short commands finish in about a millisecond: poll fast first, then back off.
+    let mut pause = Duration::from_micros(100);
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
@@ -488,7 +474,8 @@ pub fn execute(command: &ShellCommand, timeout: Duration) -> CommandOutput {
             signal_group(pgid, libc::SIGKILL);
             break child.wait().ok();
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        pause = (pause * 2).min(Duration::from_millis(10));
     };
     if timed_out {
         // Leftovers of the group must not outlive a timed-out command.
@@ -515,34 +502,6 @@ pub fn execute(command: &ShellCommand, timeout: Duration) -> CommandOutput {
         stderr,
         error: None,
     }
-}
-
-/// fail2ban's `str2seconds` (spec 1.10) for the `timeout` property: unit words become
-/// multiplications, adjacent numbers add up, the rest is arithmetic.
-pub fn time_string_seconds(text: &str) -> Result<f64, String> {
-    static RULES: OnceLock<Vec<(Regex, &'static str)>> = OnceLock::new();
-    let rules = RULES.get_or_init(|| {
-        [
-            (r"(?i)([a-z])(\d)", "$1 $2"),
-            (r"(?i)([\d\s])(days?|da|dd?)\b", "${1}*86400"),
-            (r"(?i)([\d\s])(weeks?|wee?|ww?)\b", "${1}*604800"),
-            (r"(?i)([\d\s])(months?|mon?)\b", "${1}*2629800.0"),
-            (r"(?i)([\d\s])(years?|yea?|yy?)\b", "${1}*31557600.0"),
-            (r"(?i)([\d\s])(seconds?|sec?|ss?)\b", "${1}*1"),
-            (r"(?i)([\d\s])(minutes?|min?|mm?)\b", "${1}*60"),
-            (r"(?i)([\d\s])(hours?|hou?|hh?)\b", "${1}*3600"),
-            (r"(\d)\s+(\d)", "$1+$2"),
-        ]
-        .into_iter()
-        .filter_map(|(re, rep)| Regex::new(re).ok().map(|re| (re, rep)))
-        .collect()
-    });
-    let mut expr = text.trim().to_string();
-    for (re, rep) in rules {
-        expr = re.replace_all(&expr, *rep).into_owned();
-    }
-    crate::bans::eval_expression(&expr, &BTreeMap::new())
-        .map_err(|err| format!("invalid time string {text:?}: {err}"))
 }
 
 /// Severity of a message an action wants logged.
@@ -636,7 +595,7 @@ impl CommandAction {
     pub fn timeout(&self) -> Duration {
         let seconds = self
             .property("timeout")
-            .and_then(|t| time_string_seconds(t).ok())
+            .and_then(|t| crate::timestr::str2seconds(t).ok())
             .filter(|t| t.is_finite() && *t >= 0.0)
             .unwrap_or(DEFAULT_TIMEOUT);
         Duration::from_secs_f64(seconds)
@@ -715,6 +674,11 @@ impl CommandAction {
                 .into_owned();
             if value == query {
                 return Ok(value);
+            }
+            if value.len() > MAX_COMMAND_LEN {
+                return Err(format!(
+                    "substitution grew beyond {MAX_COMMAND_LEN} bytes (tags doubling each other?)"
+                ));
             }
             query = value;
             rounds += 1;
@@ -913,8 +877,8 @@ impl CommandAction {
     fn ban_with(&mut self, op: &str, values: &TagValues) -> Result<(), String> {
         let family = values.family();
         if self.start_on_demand() && !self.is_started(&family) {
-            // A failed start is logged by the command; the ban itself still tries.
-            let _ = self.start_families(vec![family.clone()]);
+            // As fail2ban: a failed on-demand start aborts this ban; the next ban retries.
+            self.start_families(vec![family.clone()])?;
         }
         if !self.process(op, values)? {
             return Err(format!("Error banning {}", ip_of(values)));
@@ -1166,6 +1130,26 @@ impl ActionRunner {
         }
     }
 
+    /// Consistency check of spec 3.6, for a new failure of an already banned id: runs each
+    /// action's check/repair at most once per 3 s (`now` in seconds). Returns true when a
+    /// repair raised a ban epoch, i.e. banned tickets should be re-banned ([`Self::reban`]).
+    pub fn consistency_check(&mut self, now: f64, last_check: &mut Option<f64>) -> bool {
+        if last_check.is_some_and(|t| now - t < 3.0) {
+            return false;
+        }
+        *last_check = Some(now);
+        let before = self.ban_epoch();
+        for action in &mut self.actions {
+            let _ = action.consistency_check();
+        }
+        self.ban_epoch() != before
+    }
+
+    /// Sum of the actions' ban epochs; a ticket banned under an older value needs a re-ban.
+    pub fn ban_epoch(&self) -> u64 {
+        self.actions.iter().map(|a| a.ban_epoch).sum()
+    }
+
     /// All log messages collected from the actions, with the action name.
     pub fn take_messages(&mut self) -> Vec<(Level, String)> {
         let mut out = Vec::new();
@@ -1221,6 +1205,17 @@ mod tests {
     fn static_pass_detects_self_reference() {
         let action = CommandAction::new("t", props(&[("a", "x<a>")]));
         assert!(action.substitute_static("<a>", "").is_err());
+    }
+
+    #[test]
+    fn static_pass_bounds_exponential_growth() {
+        let mut pairs = Vec::new();
+        for i in 0..30 {
+            pairs.push((format!("t{i}"), format!("<t{}><t{}>", i + 1, i + 1)));
+        }
+        pairs.push(("t30".to_string(), "x".to_string()));
+        let action = CommandAction::new("t", pairs);
+        assert!(action.substitute_static("<t0>", "").is_err());
     }
 
     #[test]
@@ -1284,31 +1279,5 @@ mod tests {
         assert_eq!(action.timeout(), Duration::from_secs(90));
         let action = CommandAction::new("t", props(&[("timeout", "bogus")]));
         assert_eq!(action.timeout(), Duration::from_secs(60));
-    }
-
-    #[test]
-    fn time_strings_follow_str2seconds() {
-        for (text, want) in [
-            ("600", 600.0),
-            ("10m", 600.0),
-            ("1d12h", 129600.0),
-            ("1h 30m", 5400.0),
-            ("1w", 604800.0),
-            ("1mo", 2629800.0),
-            ("1year-6mo", 15778800.0),
-            ("-1", -1.0),
-            ("2*3600", 7200.0),
-            ("1.5h", 5400.0),
-            ("5 m", 300.0),
-            ("1d 2", 86402.0),
-            ("10 minutes", 600.0),
-            ("3d-1h", 255600.0),
-            ("1H", 3600.0),
-            ("1M", 60.0),
-            ("1dd", 86400.0),
-        ] {
-            assert_eq!(time_string_seconds(text), Ok(want), "{text}");
-        }
-        assert!(time_string_seconds("1x").is_err());
     }
 }

@@ -174,6 +174,28 @@ impl FailManager {
         None
     }
 
+    /// Time to count a failure at (spec 4.1.1), `None` to drop it. While reading old lines
+    /// (`initial_read`), failures older than `now - findtime` are dropped; in operation a
+    /// time more than 60 s away from `now` is replaced by `now`. Future times become `now`.
+    pub fn failure_time(&self, parsed: f64, now: f64, initial_read: bool) -> Option<f64> {
+        if !parsed.is_finite() {
+            return Some(now);
+        }
+        if parsed > now {
+            return Some(now);
+        }
+        if initial_read {
+            if parsed < now - self.find_time as f64 {
+                return None;
+            }
+            return Some(parsed);
+        }
+        if (now - parsed).abs() > 60.0 {
+            return Some(now);
+        }
+        Some(parsed)
+    }
+
     /// Current (decayed) count of `id`, 0 if unknown.
     pub fn retry_count(&self, id: &str) -> u32 {
         self.tickets.get(id).map_or(0, |t| t.retry)
@@ -516,6 +538,7 @@ pub fn eval_expression(text: &str, names: &BTreeMap<String, f64>) -> Result<f64,
         tokens,
         pos: 0,
         names,
+        depth: 0,
     };
     let value = parser.conditional()?;
     if parser.pos != parser.tokens.len() {
@@ -591,7 +614,12 @@ struct ExprParser<'a> {
     tokens: Vec<Tok>,
     pos: usize,
     names: &'a BTreeMap<String, f64>,
+    /// Nesting depth, bounded so that hostile input cannot overflow the stack.
+    depth: usize,
 }
+
+/// Deepest nesting of parentheses / unary operators accepted in an expression.
+const MAX_EXPRESSION_DEPTH: usize = 64;
 
 fn truth(value: f64) -> bool {
     value != 0.0
@@ -625,6 +653,16 @@ impl ExprParser<'_> {
 
     /// `a if c else b` (lowest precedence).
     fn conditional(&mut self) -> Result<f64, String> {
+        self.depth += 1;
+        let result = self.conditional_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn conditional_inner(&mut self) -> Result<f64, String> {
+        if self.depth > MAX_EXPRESSION_DEPTH {
+            return Err("expression nested too deeply".to_string());
+        }
         let value = self.or_expr()?;
         if self.peek_name("if") {
             self.pos += 1;
@@ -662,7 +700,14 @@ impl ExprParser<'_> {
     fn not_expr(&mut self) -> Result<f64, String> {
         if self.peek_name("not") {
             self.pos += 1;
-            let value = self.not_expr()?;
+            self.depth += 1;
+            let value = if self.depth > MAX_EXPRESSION_DEPTH * 4 {
+                Err("expression nested too deeply".to_string())
+            } else {
+                self.not_expr()
+            };
+            self.depth -= 1;
+            let value = value?;
             return Ok(if truth(value) { 0.0 } else { 1.0 });
         }
         self.comparison()
@@ -782,6 +827,16 @@ impl ExprParser<'_> {
     }
 
     fn unary(&mut self) -> Result<f64, String> {
+        self.depth += 1;
+        let result = self.unary_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn unary_inner(&mut self) -> Result<f64, String> {
+        if self.depth > MAX_EXPRESSION_DEPTH * 4 {
+            return Err("expression nested too deeply".to_string());
+        }
         if self.peek_op("-") {
             self.pos += 1;
             return Ok(-self.unary()?);
@@ -952,6 +1007,20 @@ mod tests {
         let mut none = FailManager::new(10, 600, 0);
         fail(&mut none, "m", 1.0);
         assert!(none.remove("m").expect("ticket").matches.is_empty());
+    }
+
+    #[test]
+    fn failure_times_are_clamped_or_dropped() {
+        let fm = FailManager::new(3, 600, 5);
+        // Initial read: old lines dropped, recent kept as logged.
+        assert_eq!(fm.failure_time(300.0, 1000.0, true), None);
+        assert_eq!(fm.failure_time(500.0, 1000.0, true), Some(500.0));
+        // Operation: far-off times replaced by now, near ones kept.
+        assert_eq!(fm.failure_time(500.0, 1000.0, false), Some(1000.0));
+        assert_eq!(fm.failure_time(950.0, 1000.0, false), Some(950.0));
+        // Future clamps to now in both modes.
+        assert_eq!(fm.failure_time(5000.0, 1000.0, true), Some(1000.0));
+        assert_eq!(fm.failure_time(1010.0, 1000.0, false), Some(1000.0));
     }
 
     #[test]
@@ -1163,6 +1232,10 @@ mod tests {
         assert!(ev("1 <<").is_err());
         assert!(ev("__import__('os')").is_err());
         assert!(ev("1 << 99").is_err());
+        assert!(ev(&format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000))).is_err());
+        assert!(ev(&format!("{}1", "-".repeat(100_000))).is_err());
+        assert!(ev(&format!("{}1", "not ".repeat(100_000))).is_err());
+        assert!(ev(&"2**".repeat(100_000)).is_err());
     }
 
     #[test]

@@ -110,8 +110,8 @@ impl BanRecord {
             .collect()
     }
 
-    /// A restored ticket (spec 4.7): time = timeofban, bancount = stored count (the ban
-    /// manager does not raise it for restored tickets; callers add 1 when fail2ban would).
+    /// A restored ticket (spec 4.7): time = timeofban, ban time as stored (apply
+    /// [`Db::bans_to_restore`]'s corrections first), bancount = stored count + 1.
     pub fn to_ticket(&self) -> Ticket {
         let mut ticket = Ticket::new(self.id.clone(), self.time_of_ban as f64);
         ticket.matches = self.matches();
@@ -134,7 +134,7 @@ impl BanRecord {
             }
         }
         ticket.ban_time = Some(self.ban_time);
-        ticket.ban_count = self.ban_count;
+        ticket.ban_count = self.ban_count.saturating_add(1);
         ticket.restored = true;
         ticket
     }
@@ -222,13 +222,37 @@ fn json_from_sql(value: ValueRef<'_>) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|_| serde_json::Value::Object(Map::new()))
 }
 
+/// Integer column that fail2ban may have written as REAL (a `rndtime` ban time is a float)
+/// or text; anything unreadable counts as `default`.
+fn lenient_i64(value: ValueRef<'_>, default: i64) -> i64 {
+    match value {
+        ValueRef::Integer(i) => i,
+        ValueRef::Real(f) if f.is_finite() => f as i64,
+        ValueRef::Text(t) => std::str::from_utf8(t)
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .filter(|f| f.is_finite())
+            .map_or(default, |f| f as i64),
+        _ => default,
+    }
+}
+
+fn lenient_text(value: ValueRef<'_>) -> String {
+    match value {
+        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Null => String::new(),
+    }
+}
+
 fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<BanRecord> {
     Ok(BanRecord {
-        jail: row.get(0)?,
-        id: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
-        time_of_ban: row.get(2)?,
-        ban_time: row.get(3)?,
-        ban_count: u32::try_from(row.get::<_, i64>(4)?.max(0)).unwrap_or(u32::MAX),
+        jail: lenient_text(row.get_ref(0)?),
+        id: lenient_text(row.get_ref(1)?),
+        time_of_ban: lenient_i64(row.get_ref(2)?, 0),
+        ban_time: lenient_i64(row.get_ref(3)?, -2),
+        ban_count: u32::try_from(lenient_i64(row.get_ref(4)?, 1).max(0)).unwrap_or(u32::MAX),
         data: json_from_sql(row.get_ref(5)?),
     })
 }
@@ -425,7 +449,13 @@ impl Db {
                 .query_row(
                     "SELECT bancount, timeofban, bantime FROM bips WHERE ip=? AND jail=?",
                     [id, jail],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)),
+                    |r| {
+                        Ok((
+                            lenient_i64(r.get_ref(0)?, 0),
+                            lenient_i64(r.get_ref(1)?, 0),
+                            lenient_i64(r.get_ref(2)?, 0),
+                        ))
+                    },
                 )
                 .optional()?,
             None => self
@@ -434,7 +464,13 @@ impl Db {
                     "SELECT sum(bancount), max(timeofban), sum(bantime) FROM bips WHERE ip=? \
                      GROUP BY ip",
                     [id],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?)),
+                    |r| {
+                        Ok((
+                            lenient_i64(r.get_ref(0)?, 0),
+                            lenient_i64(r.get_ref(1)?, 0),
+                            lenient_i64(r.get_ref(2)?, 0),
+                        ))
+                    },
                 )
                 .optional()?,
         };
@@ -785,7 +821,7 @@ mod tests {
         let back = record.to_ticket();
         assert_eq!(back.matches.first().map(String::as_str), Some("m2"));
         assert_eq!(back.failures, 3);
-        assert_eq!(back.ban_count, 2);
+        assert_eq!(back.ban_count, 3, "restored count is stored + 1");
         assert!(back.restored);
         assert_eq!(back.data.get("user").map(String::as_str), Some("alice"));
         let none = BanRecord::from_ticket("sshd", &ticket, 600, 0);

@@ -366,3 +366,51 @@ fn ignorecommand_exit_codes_and_safe_values() {
     assert!(run_ignorecommand("exit 2", &values).is_err());
     assert!(!marker.exists());
 }
+
+#[test]
+fn consistency_check_repairs_and_is_rate_limited() {
+    let dir = temp_dir("consistency");
+    let log = dir.join("log");
+    let flag = dir.join("ok");
+    let f = flag.display().to_string();
+    let check = format!("echo check >> LOG; test -e {f}");
+    let repair = format!("echo repair >> LOG; touch {f}");
+    let action = recording_action(&log, &[("actioncheck", &check), ("actionrepair", &repair)]);
+    let mut runner = ActionRunner::new("j", 600, vec![action]);
+    runner.start().expect("start");
+    let mut last = None;
+    assert!(
+        runner.consistency_check(100.0, &mut last),
+        "repair raises the epoch"
+    );
+    assert!(!runner.consistency_check(101.0, &mut last), "rate limited");
+    assert!(!runner.consistency_check(104.0, &mut last), "sane now");
+    assert_eq!(runner.ban_epoch(), 1);
+    assert_eq!(
+        log_lines(&log),
+        vec!["start ", "check", "repair", "check", "check"]
+    );
+}
+
+#[test]
+fn failed_on_demand_start_aborts_the_ban_and_is_retried() {
+    let dir = temp_dir("startfail");
+    let log = dir.join("log");
+    let flag = dir.join("ready");
+    let f = flag.display().to_string();
+    let start = format!("echo start >> LOG; test -e {f}");
+    let action = recording_action(
+        &log,
+        &[
+            ("actionstart", &start),
+            ("actionban?family=inet6", "echo ban6 >> LOG"),
+        ],
+    );
+    let mut runner = ActionRunner::new("j", 600, vec![action]);
+    assert!(runner.ban(&Ticket::new("1.2.3.4", 1.0)).is_err());
+    fs::write(&flag, "").expect("flag");
+    runner
+        .ban(&Ticket::new("1.2.3.5", 1.0))
+        .expect("second ban");
+    assert_eq!(log_lines(&log), vec!["start", "start", "ban inet4 1.2.3.5"]);
+}

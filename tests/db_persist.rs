@@ -212,7 +212,10 @@ fn restore_clamps_to_current_jail_bantime() {
     assert_eq!(ids, vec![("long", 600), ("perm", 600)]);
     let ticket = short[1].to_ticket();
     assert!(ticket.restored);
-    assert_eq!(ticket.ban_count, 2);
+    assert_eq!(
+        ticket.ban_count, 3,
+        "<bancount> of a restored ban is DB count + 1"
+    );
     assert_eq!(ticket.time, (now - 100) as f64);
     let increment = RestorePolicy {
         jail_ban_time: 600,
@@ -260,6 +263,12 @@ fn build_fail2ban_db(path: &std::path::Path) {
         )
         .expect("insert ban");
     }
+    // A ban time with `rndtime` is a float in fail2ban; data may also be plain text.
+    conn.execute(
+        "INSERT INTO bips VALUES('6.6.6.6', 'sshd', 2000, 900.75, 1, '{\"failures\": 1}')",
+        [],
+    )
+    .expect("insert real bantime");
     conn.execute(
         "INSERT INTO bips VALUES('9.9.9.9', 'old', 50, -1, 1, ?)",
         [b"{\"matches\": [], \"failures\": 0}".as_slice()],
@@ -275,12 +284,15 @@ fn import_of_a_fail2ban_database() {
     build_fail2ban_db(&src);
     let counts = import_fail2ban_db(&src, &dst).expect("import");
     assert_eq!(counts.bans, 2);
-    assert_eq!(counts.bips, 2);
+    assert_eq!(counts.bips, 3);
     assert_eq!(counts.logs, 1);
     assert_eq!(counts.jails, 2);
     let db = Db::open(&dst).expect("open imported");
     let active = db.active_bans("sshd", 2100).expect("active");
-    assert_eq!(active.len(), 1);
+    assert_eq!(active.len(), 2);
+    assert_eq!(active[1].id, "6.6.6.6");
+    assert_eq!(active[1].ban_time, 900);
+    assert_eq!(active[1].to_ticket().failures, 1);
     assert_eq!(active[0].ban_count, 2);
     assert_eq!(
         active[0].matches(),
@@ -303,7 +315,7 @@ fn import_of_a_fail2ban_database() {
     );
     // Same schema: a fail2ban database also opens directly as ours.
     let direct = Db::open(&src).expect("fail2ban db opens as ours");
-    assert_eq!(direct.active_bans("sshd", 2100).expect("active").len(), 1);
+    assert_eq!(direct.active_bans("sshd", 2100).expect("active").len(), 2);
 }
 
 #[test]
@@ -347,14 +359,14 @@ fn import_db_command_uses_configured_dbfile_or_db_flag() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("2 current bans"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 current bans"));
     assert_eq!(
         Db::open(&configured)
             .expect("open")
             .active_bans("sshd", 0)
             .expect("active")
             .len(),
-        1
+        2
     );
     let flagged = dir.join("flag.sqlite3");
     let out = Command::new(env!("CARGO_BIN_EXE_ironban"))
