@@ -317,3 +317,22 @@ fn unexpected_shapes_do_not_panic() {
     }
     assert_eq!(show("status", json!(7)), "7");
 }
+
+#[test]
+fn stats_table_with_several_rows_matches_fail2ban() {
+    // Expected text produced by fail2ban 1.1's table algorithm for the same input.
+    let value = json!({
+        "a-very-long-jail": ["pyinotify", [12345, 3], [1, 1]],
+        "b": ["auto", [0, 0], [0, 123456]]
+    });
+    let expected = concat!(
+        "                  ║           ║ Filter      ║ Actions     \n",
+        " Jail             ║ Backend   ╟─────────────╫──────────────\n",
+        "                  ║           ║   cur │ tot ║ cur │    tot\n",
+        "══════════════════╬═══════════╬═════════════╬══════════════\n",
+        " a-very-long-jail ║ pyinotify ║ 12345 │   3 ║   1 │      1\n",
+        " b                ║ auto      ║     0 │   0 ║   0 │ 123456\n",
+        "══════════════════╩═══════════╩═════════════╩══════════════"
+    );
+    assert_eq!(show("stats", value), expected);
+}
