@@ -263,9 +263,66 @@ impl LogFile {
     /// filter's seek-to-findtime on first read).
     pub fn seek_to(&mut self, offset: u64) -> io::Result<()> {
         if let Some(file) = self.file.take() {
+            self.skip_current_line = false;
             self.attach(file, offset)?;
         }
         Ok(())
+    }
+
+    /// Skips forward to the first line whose time (as told by `line_time`, `None`
+    /// for lines without a recognisable time) is at least `since`, and returns the
+    /// new offset. Bisects over the unread part of the file, so starting on a huge
+    /// log costs a few dozen reads rather than parsing it all; this is what fail2ban
+    /// does on a jail's first read (`now - findtime`). Assumes times grow along the
+    /// file; lines without a time are never a stopping point.
+    pub fn seek_to_time(
+        &mut self,
+        since: f64,
+        mut line_time: impl FnMut(&str) -> Option<f64>,
+    ) -> io::Result<u64> {
+        let Some(file) = self.file.as_ref() else {
+            return Ok(self.offset);
+        };
+        let size = file.metadata()?.len();
+        let mut reader = LineProbe {
+            file,
+            encoding: self.encoding,
+            max_len: self.max_line_len,
+        };
+        // Invariant: the answer is a line start in [low, high]; `low` is a line start.
+        let mut low = self.offset;
+        let mut high = size;
+        const LINEAR_SCAN_BYTES: u64 = 64 * 1024;
+        while high - low > LINEAR_SCAN_BYTES {
+            let middle = low + (high - low) / 2;
+            match reader.first_timed_line(middle, high, 16, &mut line_time)? {
+                Some((_, next, time)) if time < since => low = next,
+                Some((start, _, _)) => high = start,
+                // No time near `middle`: narrowing is only a speed-up, the linear
+                // scan below is not bounded by `high`, so guessing low is safe.
+                None => high = middle,
+            }
+        }
+        let mut position = low;
+        let target = loop {
+            if position >= size {
+                break position;
+            }
+            match reader.line_at(position)? {
+                Some((text, next)) => {
+                    if line_time(&text).is_some_and(|time| time >= since) {
+                        break position;
+                    }
+                    position = next;
+                }
+                // Incomplete last line: start there, it is newer than anything read.
+                None => break position,
+            }
+        };
+        if target > self.offset {
+            self.seek_to(target)?;
+        }
+        Ok(self.offset)
     }
 
     /// Takes `file` as the current file, reading from `offset`.
@@ -421,6 +478,82 @@ impl LogFile {
             line = rest;
         }
         out.push(self.encoding.decode(line));
+    }
+}
+
+/// Positioned line reads for [`LogFile::seek_to_time`], independent of the
+/// sequential read position.
+struct LineProbe<'a> {
+    file: &'a File,
+    encoding: Encoding,
+    max_len: usize,
+}
+
+impl LineProbe<'_> {
+    /// The complete line starting at `start` (decoded, without line end; cut to
+    /// `max_len`) and the offset after it; `None` if no `\n` follows.
+    fn line_at(&mut self, start: u64) -> io::Result<Option<(String, u64)>> {
+        let mut line = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut position = start;
+        loop {
+            let got = match self.file.read_at(&mut chunk, position) {
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            if got == 0 {
+                return Ok(None);
+            }
+            let newline = chunk[..got].iter().position(|&b| b == b'\n');
+            let part = &chunk[..newline.unwrap_or(got)];
+            let room = self.max_len.saturating_sub(line.len());
+            line.extend_from_slice(&part[..part.len().min(room)]);
+            if let Some(newline) = newline {
+                let next = position + newline as u64 + 1;
+                while line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Some((self.encoding.decode(&line), next)));
+            }
+            position += got as u64;
+        }
+    }
+
+    /// From the first line start at or after `from` (and before `limit`), the first
+    /// of up to `tries` lines that carries a time: (line start, next line start, time).
+    fn first_timed_line(
+        &mut self,
+        from: u64,
+        limit: u64,
+        tries: usize,
+        line_time: &mut impl FnMut(&str) -> Option<f64>,
+    ) -> io::Result<Option<(u64, u64, f64)>> {
+        let mut start = from;
+        if from > 0 {
+            // Move to the start of the next line unless `from` already is one.
+            let mut previous = [0u8; 1];
+            self.file.read_exact_at(&mut previous, from - 1)?;
+            if previous[0] != b'\n' {
+                match self.line_at(from)? {
+                    Some((_, next)) => start = next,
+                    None => return Ok(None),
+                }
+            }
+        }
+        for _ in 0..tries {
+            if start >= limit {
+                return Ok(None);
+            }
+            let Some((text, next)) = self.line_at(start)? else {
+                return Ok(None);
+            };
+            if let Some(time) = line_time(&text) {
+                return Ok(Some((start, next, time)));
+            }
+            start = next;
+        }
+        Ok(None)
     }
 }
 

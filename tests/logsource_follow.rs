@@ -333,3 +333,84 @@ fn watcher_polls_file_whose_directory_is_missing() {
     append(&path, b"hello\n");
     assert!(watcher.wait(Duration::from_millis(500)));
 }
+
+/// `t=<seconds> ...` lines; anything else has no time.
+fn time_of(line: &str) -> Option<f64> {
+    line.strip_prefix("t=")?.split(' ').next()?.parse().ok()
+}
+
+#[test]
+fn seek_to_time_bisects_to_first_recent_line() {
+    let dir = TempDir::new("seek");
+    let path = dir.file("a.log");
+    let mut text = String::new();
+    for t in 0..200_000 {
+        text.push_str(&format!("t={t} failure from 10.0.0.{}\n", t % 250));
+        if t % 7 == 0 {
+            text.push_str("  continuation without a time\n");
+        }
+    }
+    text.push_str("t=200000 partial");
+    append(&path, text.as_bytes());
+    let mut log = LogFile::open(&path, StartAt::Head, None).expect("open");
+    let mut probes = 0;
+    let offset = log
+        .seek_to_time(150_000.0, |line| {
+            probes += 1;
+            time_of(line)
+        })
+        .expect("seek");
+    assert!(offset > 0);
+    // Bisection: a few hundred parsed lines, not 230 000.
+    assert!(probes < 5_000, "{probes} lines parsed");
+    let mut out = Vec::new();
+    log.read_some_lines(&mut out, 200).expect("read");
+    assert_eq!(out[0], "t=150000 failure from 10.0.0.0");
+    // Already past: seeking to an older time does not move back.
+    let before = log.position().offset;
+    assert_eq!(log.seek_to_time(10.0, time_of).expect("seek"), before);
+    // Nothing recent enough: positioned at the incomplete last line.
+    let mut log = LogFile::open(&path, StartAt::Head, None).expect("open");
+    log.seek_to_time(1e12, time_of).expect("seek");
+    assert!(read(&mut log).is_empty());
+    append(&path, b"\n");
+    assert_eq!(read(&mut log), ["t=200000 partial"]);
+}
+
+#[test]
+fn seek_to_time_on_small_and_untimed_files() {
+    let dir = TempDir::new("seek-small");
+    let path = dir.file("a.log");
+    append(&path, b"t=1 a\nno time\nt=5 b\nt=9 c\n");
+    let mut log = LogFile::open(&path, StartAt::Head, None).expect("open");
+    log.seek_to_time(4.0, time_of).expect("seek");
+    assert_eq!(read(&mut log), ["t=5 b", "t=9 c"]);
+    let untimed = dir.file("b.log");
+    append(&untimed, b"x\ny\n");
+    let mut log = LogFile::open(&untimed, StartAt::Head, None).expect("open");
+    log.seek_to_time(4.0, time_of).expect("seek");
+    assert!(read(&mut log).is_empty());
+}
+
+#[test]
+fn reading_throughput() {
+    let dir = TempDir::new("speed");
+    let path = dir.file("a.log");
+    let line =
+        "Nov 24 16:00:00 host sshd[1234]: Failed password for root from 10.1.2.3 port 22 ssh2\n";
+    let text = line.repeat(200_000);
+    append(&path, text.as_bytes());
+    let mut log = LogFile::open(&path, StartAt::Head, None).expect("open");
+    let started = Instant::now();
+    let mut out = Vec::new();
+    log.read_new_lines(&mut out).expect("read");
+    let elapsed = started.elapsed();
+    assert_eq!(out.len(), 200_000);
+    println!(
+        "read {} MB, {} lines in {:?} ({:.0} MB/s)",
+        text.len() / 1_000_000,
+        out.len(),
+        elapsed,
+        text.len() as f64 / 1e6 / elapsed.as_secs_f64()
+    );
+}
