@@ -2,7 +2,9 @@
 //! benchmarks against (sshd, Postfix, Kerio security.log, OpenSMTPD maillog), with a realistic
 //! mix of attack and benign lines, IPv4 and IPv6.
 //!
-//! Usage: `loggen <sshd|postfix|kerio|opensmtpd> <LINES> [--seed N] [--attack-pct P]`
+//! Usage: `loggen <sshd|postfix|kerio|opensmtpd> <LINES> [--seed N] [--attack-pct P] [--at EPOCH]`
+//! (`--at` stamps every line with that instant instead of a clock running from 2025-03-01, for
+//! feeding a live daemon).
 //! Lines go to stdout; a one-line summary (`loggen: format=… lines=… attack_lines=…`) goes to
 //! stderr. The same arguments always produce the same bytes, so benchmark runs are comparable.
 
@@ -64,6 +66,8 @@ const MONTHS: [&str; 12] = [
 /// Log clock: starts at a fixed instant and advances 0–2 seconds per line, like a busy server.
 struct Clock {
     epoch: i64,
+    /// A frozen clock stamps every line with the same instant (live daemon feeding).
+    frozen: bool,
 }
 
 impl Clock {
@@ -71,7 +75,11 @@ impl Clock {
     const START: i64 = 1_740_787_200;
 
     fn tick(&mut self, rng: &mut Rng) {
-        self.epoch += rng.below(3) as i64;
+        // Draw even when frozen so `--at` does not change which lines are generated.
+        let step = rng.below(3) as i64;
+        if !self.frozen {
+            self.epoch += step;
+        }
     }
 
     /// (year, month 1-12, day, hour, minute, second) in UTC.
@@ -210,13 +218,14 @@ struct Generator {
 }
 
 impl Generator {
-    fn new(format: Format, seed: u64, attack_pct: u64) -> Generator {
+    fn new(format: Format, seed: u64, attack_pct: u64, at: Option<i64>) -> Generator {
         let mut rng = Rng(seed);
         let pools = Pools::new(&mut rng);
         Generator {
             rng,
             clock: Clock {
-                epoch: Clock::START,
+                epoch: at.unwrap_or(Clock::START),
+                frozen: at.is_some(),
             },
             pools,
             format,
@@ -408,18 +417,12 @@ impl Generator {
     }
 }
 
-/// Writes `lines` lines of `format`; returns how many were attack lines.
-pub fn generate(
-    format: Format,
-    lines: u64,
-    seed: u64,
-    attack_pct: u64,
-    out: &mut impl Write,
-) -> io::Result<u64> {
-    let mut generator = Generator::new(format, seed, attack_pct);
+/// Writes `opts.lines` lines; returns how many were attack lines.
+fn generate(opts: &Options, out: &mut impl Write) -> io::Result<u64> {
+    let mut generator = Generator::new(opts.format, opts.seed, opts.attack_pct, opts.at);
     let mut buf = String::with_capacity(512);
     let mut attacks = 0;
-    for _ in 0..lines {
+    for _ in 0..opts.lines {
         buf.clear();
         if generator.line(&mut buf) {
             attacks += 1;
@@ -435,15 +438,21 @@ struct Options {
     lines: u64,
     seed: u64,
     attack_pct: u64,
+    at: Option<i64>,
 }
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut positional = Vec::new();
     let mut seed = 42;
     let mut attack_pct = 30;
+    let mut at = None;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
+            "--at" => {
+                let value = iter.next().and_then(|v| v.parse::<i64>().ok());
+                at = Some(value.ok_or("--at needs epoch seconds")?);
+            }
             "--seed" | "--attack-pct" => {
                 let value = iter
                     .next()
@@ -472,6 +481,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         lines,
         seed,
         attack_pct,
+        at,
     })
 }
 
@@ -482,21 +492,14 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("loggen: {err}");
             eprintln!(
-                "usage: loggen <sshd|postfix|kerio|opensmtpd> <LINES> [--seed N] [--attack-pct P]"
+                "usage: loggen <sshd|postfix|kerio|opensmtpd> <LINES> [--seed N] [--attack-pct P] [--at EPOCH]"
             );
             return ExitCode::from(2);
         }
     };
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-    let result = generate(
-        opts.format,
-        opts.lines,
-        opts.seed,
-        opts.attack_pct,
-        &mut out,
-    )
-    .and_then(|attacks| out.flush().map(|()| attacks));
+    let result = generate(&opts, &mut out).and_then(|attacks| out.flush().map(|()| attacks));
     match result {
         Ok(attacks) => {
             eprintln!(
@@ -518,9 +521,19 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
+    fn options(format: Format, lines: u64, seed: u64) -> Options {
+        Options {
+            format,
+            lines,
+            seed,
+            attack_pct: 30,
+            at: None,
+        }
+    }
+
     fn text(format: Format, lines: u64, seed: u64) -> (String, u64) {
         let mut out = Vec::new();
-        let attacks = generate(format, lines, seed, 30, &mut out).unwrap();
+        let attacks = generate(&options(format, lines, seed), &mut out).unwrap();
         (String::from_utf8(out).unwrap(), attacks)
     }
 
@@ -548,6 +561,7 @@ mod tests {
     fn syslog_and_kerio_dates() {
         let clock = Clock {
             epoch: Clock::START + 86_400 * 4 + 3_723,
+            frozen: false,
         };
         let (mut syslog, mut kerio) = (String::new(), String::new());
         clock.syslog(&mut syslog);
@@ -581,5 +595,34 @@ mod tests {
         }
         assert!(attacks > 1_000);
         assert!(body.contains("result=permfail"));
+    }
+
+    #[test]
+    fn at_freezes_the_clock_without_changing_the_lines() {
+        let mut opts = options(Format::Sshd, 300, 9);
+        opts.at = Some(Clock::START + 86_400);
+        let mut out = Vec::new();
+        generate(&opts, &mut out).unwrap();
+        let frozen = String::from_utf8(out).unwrap();
+        assert!(frozen.lines().all(|l| l.starts_with("Mar  2 00:00:00 ")));
+        let (running, _) = text(Format::Sshd, 300, 9);
+        let strip =
+            |body: &str| -> Vec<String> { body.lines().map(|l| l[15..].to_string()).collect() };
+        assert_eq!(strip(&frozen), strip(&running));
+    }
+
+    #[test]
+    fn bad_arguments_are_rejected() {
+        let args = |v: &[&str]| parse_args(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(args(&["sshd"]).is_err());
+        assert!(args(&["smtp", "10"]).is_err());
+        assert!(args(&["kerio", "ten"]).is_err());
+        assert!(args(&["kerio", "10", "--attack-pct", "101"]).is_err());
+        assert!(args(&["kerio", "10", "--at"]).is_err());
+        let ok = args(&["kerio", "10", "--seed", "5", "--at", "1700000000"]).unwrap();
+        assert_eq!(
+            (ok.format, ok.lines, ok.seed, ok.at),
+            (Format::Kerio, 10, 5, Some(1_700_000_000))
+        );
     }
 }
