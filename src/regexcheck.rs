@@ -6,7 +6,12 @@ mod input;
 mod report;
 
 use std::fmt::Write as _;
+use std::io::{self, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::date::{DateDetector, LocalZone};
+use crate::filter::{self, Filter, FilterOptions, Mode};
 
 pub use report::{LineClass, LineStats, Listing, RegexStat, Results};
 
@@ -185,7 +190,378 @@ pub fn json_failure(
     out
 }
 
-pub fn run(_conf: &Path, args: Args) -> anyhow::Result<u8> {
+/// Where the filter definition came from and what regex-check prints about it.
+#[derive(Debug, Default)]
+struct Setup {
+    /// "Use ..." lines in fail2ban's order.
+    header: Vec<String>,
+    options: FilterOptions,
+    /// Original (untagged-resolved) texts, as the report prints them.
+    failregex: Vec<String>,
+    ignoreregex: Vec<String>,
+    maxlines_set: bool,
+    datepattern_set: bool,
+}
+
+/// A failure as fail2ban-regex reports an error: `ERROR: ...` on stdout, exit 255.
+struct Fatal(String);
+
+impl From<filter::FilterError> for Fatal {
+    fn from(e: filter::FilterError) -> Fatal {
+        Fatal(format!("ERROR: {e}"))
+    }
+}
+
+/// The name fail2ban-regex prints after a date pattern: the first template's name when the
+/// pattern gives one or two templates, else "Default Detectors".
+fn datepattern_name(pattern: &str, timezone: Option<&str>) -> Result<String, Fatal> {
+    let detector = DateDetector::new(Some(pattern), timezone, LocalZone::system())
+        .map_err(|e| Fatal(format!("ERROR: {e}")))?;
+    let templates = detector.template_hits();
+    Ok(match templates.as_slice() {
+        [(name, _)] | [(name, _), _] => name.clone(),
+        _ => "Default Detectors".to_string(),
+    })
+}
+
+impl Setup {
+    fn set_maxlines(&mut self, value: usize) {
+        if !self.maxlines_set {
+            self.maxlines_set = true;
+            self.options.maxlines = value.max(1);
+            self.header
+                .push(report::use_line("maxlines", &self.options.maxlines.to_string()));
+        }
+    }
+
+    fn set_datepattern(&mut self, pattern: &str, timezone: Option<&str>) -> Result<(), Fatal> {
+        if !self.datepattern_set {
+            self.datepattern_set = true;
+            let name = datepattern_name(pattern, timezone)?;
+            self.options.datepattern = Some(pattern.to_string());
+            self.header
+                .push(report::use_line("datepattern", &format!("{pattern} : {name}")));
+        }
+        Ok(())
+    }
+
+    /// Apply the options regex-check takes from a filter/jail command stream (spec 9.2.6).
+    fn apply_stream(
+        &mut self,
+        stream: &[Vec<serde_json::Value>],
+        timezone: Option<&str>,
+    ) -> Result<(), Fatal> {
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        for cmd in stream {
+            let verb = cmd.first().and_then(|v| v.as_str());
+            if !matches!(verb, Some("set" | "multi-set")) || cmd.len() < 4 {
+                continue;
+            }
+            let values: Vec<String> = match &cmd[3] {
+                serde_json::Value::Array(items) => items.iter().filter_map(text).collect(),
+                other => text(other).into_iter().collect(),
+            };
+            match cmd[2].as_str() {
+                Some("prefregex") => {
+                    self.options.prefregex = values.last().cloned().filter(|v| !v.trim().is_empty())
+                }
+                Some("addfailregex") => self.failregex.extend(values),
+                Some("addignoreregex") => self.ignoreregex.extend(values),
+                Some("maxlines") => {
+                    for v in values {
+                        let n = v.trim().parse::<usize>().map_err(|_| {
+                            Fatal(format!("ERROR: Invalid value for maxlines ({v:?})"))
+                        })?;
+                        self.set_maxlines(n);
+                    }
+                }
+                Some("datepattern") => {
+                    for v in values {
+                        self.set_datepattern(&v, timezone)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resolves the REGEX argument (spec 9.2) into `setup`.
+fn read_failregex(conf: &Path, value: &str, setup: &mut Setup, args: &Args) -> Result<(), Fatal> {
+    if looks_like_name(value) {
+        let Some((name, options)) = split_name_options(value) else {
+            return Err(Fatal(format!(
+                "ERROR: Wrong filter name or options: invalid options\n       while parsing: {value}"
+            )));
+        };
+        if let Some(stream) = filter_source::load(conf, &name, &options, &mut setup.header)
+            .map_err(|e| Fatal(format!("{e:#}\nERROR: failed to load filter {value}")))?
+        {
+            return setup.apply_stream(&stream, args.timezone.as_deref());
+        }
+    }
+    setup
+        .header
+        .push(report::use_line("failregex line", &report::shortstr(value)));
+    setup.failregex = vec![value.to_string()];
+    Ok(())
+}
+
+/// Output of the run besides the report.
+#[derive(Debug, Clone, PartialEq)]
+enum Emit {
+    Report,
+    Json,
+    /// `-o FMT` (with `-i`: lines without failures).
+    Out { format: String, invert: bool },
+}
+
+/// Per-run state: the filter, its date detector, the counters.
+struct Checker {
+    filter: Filter,
+    dates: Arc<Mutex<DateDetector>>,
+    results: Results,
+    listing: Listing,
+    emit: Emit,
+    prefregex_text: Option<String>,
+}
+
+fn wall_clock() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Python's float repr for whole and fractional seconds.
+fn py_float(t: f64) -> String {
+    if t.fract() == 0.0 && t.abs() < 1e16 {
+        format!("{t:.1}")
+    } else {
+        format!("{t}")
+    }
+}
+
+impl Checker {
+    /// Process one line; writes `--json`/`-o` output to `sink`.
+    fn line(&mut self, line: &str, line_no: u64, now: f64, sink: &mut impl Write) -> io::Result<()> {
+        let result = self.filter.process_line(line, now);
+        if result.truncated {
+            self.results.hostile += 1;
+        }
+        match &self.emit {
+            Emit::Report => {}
+            Emit::Json => {
+                for failure in result.failures.iter().filter(|f| !f.nofail()) {
+                    let Some(id) = &failure.id else { continue };
+                    let fid = id.to_string();
+                    let ip = match failure.data.get("ip") {
+                        Some(ip) => Some(ip.to_string()),
+                        None if !id.is_raw() => Some(fid.clone()),
+                        None => None,
+                    };
+                    let json = json_failure(
+                        line_no,
+                        Some(&fid),
+                        ip.as_deref(),
+                        failure.time,
+                        failure.data.get("user"),
+                        &failure.data.groups,
+                    );
+                    writeln!(sink, "{json}")?;
+                }
+                return Ok(());
+            }
+            Emit::Out { format, invert } => {
+                let ignored = !result.ignored.is_empty() || result.failures.iter().any(|f| f.nofail());
+                let failures: Vec<&filter::Failure> =
+                    result.failures.iter().filter(|f| !f.nofail()).collect();
+                if *invert {
+                    if failures.is_empty() {
+                        write_out_line(sink, format, None, line, result.time)?;
+                    }
+                } else if !ignored {
+                    for failure in failures {
+                        write_out_line(sink, format, Some(failure), line, result.time)?;
+                    }
+                }
+                return Ok(());
+            }
+        }
+
+        let mut is_ignored = !result.ignored.is_empty();
+        for idx in &result.ignored {
+            if let Some(stat) = self.results.ignoreregex.get_mut(*idx) {
+                stat.hits += 1;
+            }
+        }
+        let mut counted = 0usize;
+        for failure in &result.failures {
+            if let Some(stat) = self.results.failregex.get_mut(failure.regex_index) {
+                stat.hits += 1;
+                if self.listing.verbose > 0 {
+                    let id = failure
+                        .id
+                        .as_ref()
+                        .map_or_else(|| "None".to_string(), |id| id.to_string());
+                    // fail2ban's flag is `len(ret) > 1`: two or more earlier results.
+                    stat.ids.push((id, failure.time, counted > 1));
+                }
+            }
+            if failure.nofail() {
+                is_ignored = true;
+            } else {
+                counted += 1;
+            }
+        }
+        if let (Some(groups), Some((_, hits, kept))) =
+            (&result.prefregex_groups, self.results.prefregex.as_mut())
+        {
+            *hits += 1;
+            if self.listing.verbose > 0 && kept.len() <= self.listing.limit {
+                if kept.len() == self.listing.limit {
+                    kept.push("...".to_string());
+                } else {
+                    kept.push(py_repr_groups(groups));
+                }
+            }
+        }
+        if self.filter.options.maxlines > 1 {
+            let mut seen: Vec<&str> = Vec::new();
+            for earlier in &result.matched_lines {
+                if earlier != line && !seen.contains(&earlier.as_str()) {
+                    seen.push(earlier);
+                    self.results.lines.reclassify_as_matched(earlier, &self.listing);
+                }
+            }
+        }
+        let class = if is_ignored {
+            LineClass::Ignored
+        } else if counted > 0 {
+            LineClass::Matched
+        } else {
+            LineClass::Missed
+        };
+        self.results.lines.add(class, line, &self.listing);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Results {
+        if let Ok(dates) = self.dates.lock() {
+            self.results.date_hits = Some(dates.template_hits());
+        }
+        if let (Some(text), Some(pref)) = (self.prefregex_text.take(), self.results.prefregex.as_mut()) {
+            pref.0 = text;
+        }
+        self.results
+    }
+}
+
+/// Python repr of a group dict (`{'mlfid': ' srv sshd[1]: ', 'port': None}`).
+fn py_repr_groups(groups: &[(String, Option<String>)]) -> String {
+    let body: Vec<String> = groups
+        .iter()
+        .map(|(k, v)| {
+            let value = v.as_deref().map_or_else(|| "None".to_string(), report::py_repr_str);
+            format!("{}: {}", report::py_repr_str(k), value)
+        })
+        .collect();
+    format!("{{{}}}", body.join(", "))
+}
+
+/// One `-o FMT` output line (or several for `msg`).
+fn write_out_line(
+    sink: &mut impl Write,
+    format: &str,
+    failure: Option<&filter::Failure>,
+    line: &str,
+    time: Option<f64>,
+) -> io::Result<()> {
+    let id = failure
+        .and_then(|f| f.id.as_ref())
+        .map_or_else(String::new, |id| id.to_string());
+    let data = failure.map(|f| &f.data);
+    let matches = failure.map_or_else(|| vec![line.to_string()], |f| f.matches());
+    let get = |name: &str| data.and_then(|d| d.get(name)).map(str::to_string);
+    match format {
+        "id" | "fid" => writeln!(sink, "{id}"),
+        "ip" => writeln!(sink, "{}", get("ip").unwrap_or(id)),
+        "msg" => {
+            for m in matches {
+                writeln!(sink, "{m}")?;
+            }
+            Ok(())
+        }
+        "row" => {
+            let mut groups: Vec<(String, Option<String>)> =
+                data.map(|d| d.groups.clone()).unwrap_or_default();
+            groups.retain(|(k, _)| k != "matches");
+            let mut dict = py_repr_groups(&groups);
+            if let Some(users) = data.and_then(|d| d.users.as_ref()) {
+                let set: Vec<String> = users.iter().map(|u| report::py_repr_str(u)).collect();
+                dict.pop();
+                if !groups.is_empty() {
+                    dict.push_str(", ");
+                }
+                dict.push_str(&format!("'users': {{{}}}}}", set.join(", ")));
+            }
+            let time = failure.and_then(|f| f.time).or(time);
+            writeln!(
+                sink,
+                "[{},\t{},\t{}],",
+                report::py_repr_str(&id),
+                time.map_or_else(|| "None".to_string(), py_float),
+                dict
+            )
+        }
+        f if !f.contains('<') => {
+            writeln!(sink, "{}", get(f).unwrap_or_else(|| "None".to_string()))
+        }
+        template => {
+            let time = failure.and_then(|f| f.time).or(time);
+            let mut text = template
+                .replace("<fid>", &id)
+                .replace("<ip>", &get("ip").unwrap_or_else(|| id.clone()))
+                .replace("<time>", &time.map_or_else(String::new, py_float))
+                .replace("<matches>", &matches.join("\n"));
+            for (name, value) in data.map(|d| d.groups.as_slice()).unwrap_or_default() {
+                let tag = format!("<F-{}>", name.to_uppercase());
+                text = text.replace(&tag, value.as_deref().unwrap_or(""));
+            }
+            if text.contains("<msg>") {
+                for m in &matches {
+                    writeln!(sink, "{}", text.replace("<msg>", m))?;
+                }
+                Ok(())
+            } else {
+                writeln!(sink, "{text}")
+            }
+        }
+    }
+}
+
+/// Progress bar on stderr for big files, only when stderr is a terminal.
+fn progress_bar(path: &Path) -> Option<indicatif::ProgressBar> {
+    const BIG_FILE: u64 = 16 << 20;
+    use std::io::IsTerminal;
+    let len = std::fs::metadata(path).ok()?.len();
+    if len < BIG_FILE || !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+pub fn run(conf: &Path, args: Args) -> anyhow::Result<u8> {
     let errors = argument_errors(&args);
     if !errors.is_empty() {
         eprintln!(
@@ -194,7 +570,213 @@ pub fn run(_conf: &Path, args: Args) -> anyhow::Result<u8> {
         );
         return Ok(255);
     }
-    anyhow::bail!("regex-check: the filter engine is not merged yet")
+    let stdout = io::stdout();
+    let mut sink = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    match check(conf, &args, &mut sink) {
+        Ok(()) => {
+            sink.flush()?;
+            Ok(0)
+        }
+        Err(Fatal(message)) => {
+            writeln!(sink, "{message}")?;
+            sink.flush()?;
+            Ok(255)
+        }
+    }
+}
+
+fn io_fatal(e: io::Error) -> Fatal {
+    Fatal(format!("ERROR: {e}"))
+}
+
+/// The whole fail2ban-regex run; report text goes to `sink` unless `--json`/`-o`.
+fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
+    let (Some(log), Some(regex)) = (args.log.as_deref(), args.regex.as_deref()) else {
+        return Err(Fatal("ERROR: provide both <LOG> and <REGEX>.".into()));
+    };
+    let emit = if args.json {
+        Emit::Json
+    } else if let Some(format) = &args.out {
+        Emit::Out {
+            format: format.clone(),
+            invert: args.invert,
+        }
+    } else {
+        Emit::Report
+    };
+    let report = emit == Emit::Report;
+    if report {
+        write!(sink, "\nRunning tests\n=============\n\n").map_err(io_fatal)?;
+    }
+    let timezone = args.timezone.as_deref();
+    let mut setup = Setup {
+        options: FilterOptions {
+            usedns: args.usedns.to_lowercase(),
+            logtimezone: args.timezone.clone(),
+            ..FilterOptions::default()
+        },
+        ..Setup::default()
+    };
+    if let Some(n) = args.maxlines.filter(|n| *n > 0) {
+        setup.set_maxlines(n);
+    }
+    if let Some(pattern) = &args.datepattern {
+        setup.set_datepattern(pattern, timezone)?;
+    }
+    read_failregex(conf, regex, &mut setup, args)?;
+    if let Some(ignore) = &args.ignoreregex {
+        setup
+            .header
+            .push(report::use_line("ignoreregex line", &report::shortstr(ignore)));
+        setup.ignoreregex = vec![ignore.clone()];
+    }
+    setup.options.failregex = setup.failregex.clone();
+    setup.options.ignoreregex = setup.ignoreregex.clone();
+
+    // Server-like processing for machine output: first failregex only, pending dropped.
+    let machine = !report;
+    let mode = Mode {
+        check_all_regex: !args.no_check_all && !machine,
+        ignore_pending: machine,
+        return_raw_host: args.raw,
+        check_find_time: false,
+    };
+    let mut filter = Filter::new(&setup.options, mode)?;
+    let detector = DateDetector::new(
+        setup.options.datepattern.as_deref(),
+        timezone,
+        LocalZone::system(),
+    )
+    .map_err(|e| Fatal(format!("ERROR: {e}")))?;
+    let dates = Arc::new(Mutex::new(detector));
+    let finder_dates = Arc::clone(&dates);
+    filter.set_date_finder(Box::new(move |line: &str, now: f64| {
+        let mut detector = finder_dates.lock().ok()?;
+        detector.find(line, now).map(|m| filter::DateCut {
+            start: m.start,
+            end: m.end,
+            time: m.time,
+        })
+    }));
+
+    let path = Path::new(log);
+    let is_file = path.is_file();
+    if is_file {
+        setup.header.push(report::use_line("log file", log));
+        let encoding = args.encoding.as_deref().unwrap_or("UTF-8");
+        setup.header.push(report::use_line("encoding", encoding));
+    } else {
+        let lines = input::text_lines(log, setup.options.maxlines);
+        if lines.len() == 1 {
+            setup.header.push(report::use_line(
+                "single line",
+                &report::shortstr(&log.replace('\n', "\\n")),
+            ));
+        } else {
+            setup
+                .header
+                .push(format!("Use       multi line : {} line(s)", lines.len()));
+            for (i, l) in lines.iter().enumerate() {
+                if i >= 5 {
+                    setup.header.push("| ...".to_string());
+                    break;
+                }
+                setup
+                    .header
+                    .push(format!("| {:>2}: {}", i + 1, report::shortstr(l)));
+            }
+            setup.header.push("`-".to_string());
+        }
+    }
+    if report {
+        for line in &setup.header {
+            writeln!(sink, "{line}").map_err(io_fatal)?;
+        }
+        writeln!(sink).map_err(io_fatal)?;
+        sink.flush().map_err(io_fatal)?;
+    }
+
+    let listing = Listing {
+        verbose: args.verbosity.unwrap_or(args.verbose),
+        print_all_matched: args.print_all_matched,
+        print_all_missed: args.print_all_missed,
+        print_all_ignored: args.print_all_ignored,
+        print_no_missed: args.print_no_missed,
+        print_no_ignored: args.print_no_ignored,
+        limit: args.maxlines.filter(|n| *n > 0).unwrap_or(20),
+    };
+    let prefregex_text = filter.prefregex.as_ref().map(|p| p.resolved.clone());
+    let mut checker = Checker {
+        results: Results {
+            prefregex: prefregex_text.as_ref().map(|t| (t.clone(), 0, Vec::new())),
+            failregex: setup.failregex.iter().map(|t| RegexStat::new(t)).collect(),
+            ignoreregex: setup.ignoreregex.iter().map(|t| RegexStat::new(t)).collect(),
+            ..Results::default()
+        },
+        filter,
+        dates,
+        listing: listing.clone(),
+        emit,
+        prefregex_text,
+    };
+
+    let started = std::time::Instant::now();
+    let now = wall_clock();
+    if is_file {
+        let mut reader = input::LineReader::open(path).map_err(io_fatal)?;
+        let bar = progress_bar(path);
+        while let Some(raw) = reader.next_line().map_err(io_fatal)? {
+            let line = input::strip_eol(&raw);
+            if input::is_skipped(line) {
+                continue;
+            }
+            let line = line.to_owned();
+            let line_no = reader.line_no;
+            checker.line(&line, line_no, now, sink).map_err(io_fatal)?;
+            if let Some(bar) = &bar {
+                if line_no % 65_536 == 0 {
+                    bar.set_position(reader.bytes);
+                }
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+    } else {
+        for (i, raw) in input::text_lines(log, checker.filter.options.maxlines)
+            .into_iter()
+            .enumerate()
+        {
+            let line = input::strip_eol(raw);
+            if !input::is_skipped(line) {
+                checker.line(line, i as u64 + 1, now, sink).map_err(io_fatal)?;
+            }
+        }
+    }
+    if report {
+        let mut results = checker.finish();
+        results.elapsed = Some(started.elapsed().as_secs_f64());
+        sink.write_all(results.render(&listing).as_bytes())
+            .map_err(io_fatal)?;
+    }
+    Ok(())
+}
+
+/// Finding a named filter or jail in the configuration (spec 9.2 steps 1-3).
+mod filter_source {
+    use std::path::Path;
+
+    /// The command stream of a filter or jail named `name` (with `options`), adding the
+    /// "Use ..." header lines; `Ok(None)` when nothing by that name exists (the argument is
+    /// then a literal regex).
+    pub fn load(
+        _conf: &Path,
+        _name: &str,
+        _options: &[(String, String)],
+        _header: &mut Vec<String>,
+    ) -> anyhow::Result<Option<Vec<Vec<serde_json::Value>>>> {
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,6 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 
-/// Lines longer than this are not given to the regex engine (counted as hostile and missed):
-/// a single multi-megabyte "line" is an attack on the checker, not a log record.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
-
 /// Strip what Python's `rstrip('\r\n')` strips.
 pub fn strip_eol(line: &str) -> &str {
     line.trim_end_matches(['\r', '\n'])
