@@ -113,48 +113,6 @@ pub fn looks_like_name(value: &str) -> bool {
     name_ok && (rest.is_empty() || rest.ends_with(']'))
 }
 
-/// Splits `name[key=value, key2="v, w"]` (fail2ban's `extractOptions`). Values may be quoted
-/// with `"` or `'`; unquoted values end at `,`. Returns None when the brackets do not parse.
-pub fn split_name_options(value: &str) -> Option<(String, Vec<(String, String)>)> {
-    let Some(open) = value.find('[') else {
-        return Some((value.trim().to_string(), Vec::new()));
-    };
-    let name = value[..open].trim().to_string();
-    let inner = value[open + 1..].strip_suffix(']')?;
-    let mut options = Vec::new();
-    let mut rest = inner.trim_start();
-    while !rest.is_empty() {
-        let eq = rest.find('=')?;
-        let key = rest[..eq].trim();
-        if key.is_empty()
-            || !key
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '-')
-        {
-            return None;
-        }
-        let after = rest[eq + 1..].trim_start();
-        let (val, remaining) = match after.chars().next() {
-            Some(q @ ('"' | '\'')) => {
-                let end = after[1..].find(q)? + 1;
-                (after[1..end].to_string(), &after[end + 1..])
-            }
-            _ => match after.find(',') {
-                Some(comma) => (after[..comma].trim_end().to_string(), &after[comma..]),
-                None => (after.trim_end().to_string(), ""),
-            },
-        };
-        options.push((key.to_string(), val));
-        let remaining = remaining.trim_start();
-        rest = match remaining.strip_prefix(',') {
-            Some(r) => r.trim_start(),
-            None if remaining.is_empty() => remaining,
-            None => return None,
-        };
-    }
-    Some((name, options))
-}
-
 /// One failure as a `--json` line, keys in this order:
 /// `{"line","fid","ip","time","user"?,"captures"}`.
 pub fn json_failure(
@@ -229,8 +187,10 @@ impl Setup {
         if !self.maxlines_set {
             self.maxlines_set = true;
             self.options.maxlines = value.max(1);
-            self.header
-                .push(report::use_line("maxlines", &self.options.maxlines.to_string()));
+            self.header.push(report::use_line(
+                "maxlines",
+                &self.options.maxlines.to_string(),
+            ));
         }
     }
 
@@ -239,8 +199,10 @@ impl Setup {
             self.datepattern_set = true;
             let name = datepattern_name(pattern, timezone)?;
             self.options.datepattern = Some(pattern.to_string());
-            self.header
-                .push(report::use_line("datepattern", &format!("{pattern} : {name}")));
+            self.header.push(report::use_line(
+                "datepattern",
+                &format!("{pattern} : {name}"),
+            ));
         }
         Ok(())
     }
@@ -294,14 +256,14 @@ impl Setup {
 /// Resolves the REGEX argument (spec 9.2) into `setup`.
 fn read_failregex(conf: &Path, value: &str, setup: &mut Setup, args: &Args) -> Result<(), Fatal> {
     if looks_like_name(value) {
-        let Some((name, options)) = split_name_options(value) else {
-            return Err(Fatal(format!(
-                "ERROR: Wrong filter name or options: invalid options\n       while parsing: {value}"
-            )));
-        };
-        if let Some(stream) = filter_source::load(conf, &name, &options, &mut setup.header)
-            .map_err(|e| Fatal(format!("{e:#}\nERROR: failed to load filter {value}")))?
-        {
+        let (name, options) = crate::config::tags::extract_options(value).map_err(|e| {
+            Fatal(format!(
+                "ERROR: Wrong filter name or options: {e}\n       while parsing: {value}"
+            ))
+        })?;
+        let loaded = filter_source::load(conf, value, &name, &options, &mut setup.header)
+            .map_err(|e| Fatal(format!("{e}\nERROR: failed to load filter {value}")))?;
+        if let Some(stream) = loaded {
             return setup.apply_stream(&stream, args.timezone.as_deref());
         }
     }
@@ -318,7 +280,10 @@ enum Emit {
     Report,
     Json,
     /// `-o FMT` (with `-i`: lines without failures).
-    Out { format: String, invert: bool },
+    Out {
+        format: String,
+        invert: bool,
+    },
 }
 
 /// Per-run state: the filter, its date detector, the counters.
@@ -348,7 +313,13 @@ fn py_float(t: f64) -> String {
 
 impl Checker {
     /// Process one line; writes `--json`/`-o` output to `sink`.
-    fn line(&mut self, line: &str, line_no: u64, now: f64, sink: &mut impl Write) -> io::Result<()> {
+    fn line(
+        &mut self,
+        line: &str,
+        line_no: u64,
+        now: f64,
+        sink: &mut impl Write,
+    ) -> io::Result<()> {
         let result = self.filter.process_line(line, now);
         if result.truncated {
             self.results.hostile += 1;
@@ -377,7 +348,8 @@ impl Checker {
                 return Ok(());
             }
             Emit::Out { format, invert } => {
-                let ignored = !result.ignored.is_empty() || result.failures.iter().any(|f| f.nofail());
+                let ignored =
+                    !result.ignored.is_empty() || result.failures.iter().any(|f| f.nofail());
                 let failures: Vec<&filter::Failure> =
                     result.failures.iter().filter(|f| !f.nofail()).collect();
                 if *invert {
@@ -435,7 +407,9 @@ impl Checker {
             for earlier in &result.matched_lines {
                 if earlier != line && !seen.contains(&earlier.as_str()) {
                     seen.push(earlier);
-                    self.results.lines.reclassify_as_matched(earlier, &self.listing);
+                    self.results
+                        .lines
+                        .reclassify_as_matched(earlier, &self.listing);
                 }
             }
         }
@@ -454,7 +428,9 @@ impl Checker {
         if let Ok(dates) = self.dates.lock() {
             self.results.date_hits = Some(dates.template_hits());
         }
-        if let (Some(text), Some(pref)) = (self.prefregex_text.take(), self.results.prefregex.as_mut()) {
+        if let (Some(text), Some(pref)) =
+            (self.prefregex_text.take(), self.results.prefregex.as_mut())
+        {
             pref.0 = text;
         }
         self.results
@@ -466,7 +442,9 @@ fn py_repr_groups(groups: &[(String, Option<String>)]) -> String {
     let body: Vec<String> = groups
         .iter()
         .map(|(k, v)| {
-            let value = v.as_deref().map_or_else(|| "None".to_string(), report::py_repr_str);
+            let value = v
+                .as_deref()
+                .map_or_else(|| "None".to_string(), report::py_repr_str);
             format!("{}: {}", report::py_repr_str(k), value)
         })
         .collect();
@@ -625,9 +603,10 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
     }
     read_failregex(conf, regex, &mut setup, args)?;
     if let Some(ignore) = &args.ignoreregex {
-        setup
-            .header
-            .push(report::use_line("ignoreregex line", &report::shortstr(ignore)));
+        setup.header.push(report::use_line(
+            "ignoreregex line",
+            &report::shortstr(ignore),
+        ));
         setup.ignoreregex = vec![ignore.clone()];
     }
     setup.options.failregex = setup.failregex.clone();
@@ -710,7 +689,11 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
         results: Results {
             prefregex: prefregex_text.as_ref().map(|t| (t.clone(), 0, Vec::new())),
             failregex: setup.failregex.iter().map(|t| RegexStat::new(t)).collect(),
-            ignoreregex: setup.ignoreregex.iter().map(|t| RegexStat::new(t)).collect(),
+            ignoreregex: setup
+                .ignoreregex
+                .iter()
+                .map(|t| RegexStat::new(t))
+                .collect(),
             ..Results::default()
         },
         filter,
@@ -749,7 +732,9 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
         {
             let line = input::strip_eol(raw);
             if !input::is_skipped(line) {
-                checker.line(line, i as u64 + 1, now, sink).map_err(io_fatal)?;
+                checker
+                    .line(line, i as u64 + 1, now, sink)
+                    .map_err(io_fatal)?;
             }
         }
     }
@@ -764,18 +749,122 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
 
 /// Finding a named filter or jail in the configuration (spec 9.2 steps 1-3).
 mod filter_source {
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
-    /// The command stream of a filter or jail named `name` (with `options`), adding the
-    /// "Use ..." header lines; `Ok(None)` when nothing by that name exists (the argument is
-    /// then a literal regex).
+    use super::report::{py_repr_dict, use_line};
+    use crate::config::{self, Command};
+
+    /// The jail name fail2ban-regex reads filters for.
+    const JAIL: &str = "fail2ban-regex-jail";
+
+    /// A loaded stream, or the error text fail2ban-regex prints before
+    /// `ERROR: failed to load filter ...`.
+    pub type Loaded = Result<Option<Vec<Vec<serde_json::Value>>>, String>;
+
+    fn to_json(stream: Vec<Command>) -> Vec<Vec<serde_json::Value>> {
+        stream
+            .into_iter()
+            .map(|cmd| cmd.iter().map(config::Value::to_json).collect())
+            .collect()
+    }
+
+    /// fail2ban's `"." in name[~5:]`: a dot among the last six characters.
+    fn has_extension(name: &str) -> bool {
+        let chars: Vec<char> = name.chars().collect();
+        chars[chars.len().saturating_sub(6)..].contains(&'.')
+    }
+
+    fn is_filter_d(dir: &Path) -> bool {
+        dir.file_name().is_some_and(|n| n == "filter.d")
+    }
+
+    /// The command stream of the filter or jail `value` (`name` with `options` parsed from
+    /// it), adding the "Use ..." header lines. `Ok(None)`: nothing by that name exists, the
+    /// argument is a literal regex.
     pub fn load(
-        _conf: &Path,
-        _name: &str,
-        _options: &[(String, String)],
-        _header: &mut Vec<String>,
-    ) -> anyhow::Result<Option<Vec<Vec<serde_json::Value>>>> {
-        Ok(None)
+        conf: &Path,
+        value: &str,
+        name: &str,
+        options: &[(String, String)],
+        header: &mut Vec<String>,
+    ) -> Loaded {
+        // 1. A bare name may be a jail: its filter with the jail's and the given options.
+        if !name.contains('/') && !name.ends_with(".conf") && !name.ends_with(".local") {
+            let mut extra = options.to_vec();
+            extra.push(("backend".into(), "auto".into()));
+            if let Ok(Some(stream)) = config::jail_stream(conf, name, &extra) {
+                header.push(use_line("jail", name));
+                if !options.is_empty() {
+                    header.push(use_line("jail/flt options", &py_repr_dict(options)));
+                }
+                return Ok(Some(to_json(stream)));
+            }
+        }
+        // 2. Candidate files.
+        let candidates: Vec<String> = if has_extension(name) {
+            vec![name.to_string()]
+        } else {
+            vec![
+                name.to_string(),
+                format!("{name}.conf"),
+                format!("{name}.local"),
+            ]
+        };
+        let mut basedir = conf.to_path_buf();
+        let mut found: Option<PathBuf> = None;
+        for candidate in candidates {
+            let path = if candidate.contains('/') {
+                let path = PathBuf::from(&candidate);
+                basedir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                path
+            } else if is_filter_d(conf) {
+                conf.join(&candidate)
+            } else {
+                conf.join("filter.d").join(&candidate)
+            };
+            if path.is_file() {
+                found = Some(path);
+                break;
+            }
+        }
+        let Some(path) = found else {
+            return Ok(None);
+        };
+        // 3. Inside the configuration: the normal algorithm (.conf + .local, includes).
+        let stream = if basedir == conf
+            || is_filter_d(&basedir)
+            || (!has_extension(name) && !name.contains('/'))
+        {
+            if is_filter_d(&basedir) {
+                basedir = basedir.parent().map(Path::to_path_buf).unwrap_or_default();
+            }
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            header.push(use_line(
+                "filter file",
+                &format!("{stem}, basedir: {}", basedir.display()),
+            ));
+            if !options.is_empty() {
+                header.push(use_line("filter options", &py_repr_dict(options)));
+            }
+            let spec = match value.find('[') {
+                Some(pos) => format!("{stem}{}", &value[pos..]),
+                None => stem,
+            };
+            config::filter_stream(&basedir, &spec, JAIL, &[])
+        } else {
+            header.push(use_line("filter file", name));
+            if !options.is_empty() {
+                header.push(use_line("filter options", &py_repr_dict(options)));
+            }
+            let absolute = std::path::absolute(&path).unwrap_or(path);
+            config::filter_file_stream(&absolute, options, JAIL)
+        };
+        stream
+            .map(|s| Some(to_json(s)))
+            .map_err(|e| format!("Wrong config file: {e}"))
     }
 }
 
@@ -805,26 +894,6 @@ mod tests {
         ] {
             assert!(!looks_like_name(literal), "{literal}");
         }
-    }
-
-    #[test]
-    fn name_options_parse_like_fail2ban() {
-        assert_eq!(split_name_options("sshd"), Some(("sshd".into(), vec![])));
-        let (name, opts) =
-            split_name_options("postfix[mode=aggressive, x=\"a, b\", y='q\"', z=]").unwrap();
-        assert_eq!(name, "postfix");
-        assert_eq!(
-            opts,
-            vec![
-                ("mode".into(), "aggressive".into()),
-                ("x".into(), "a, b".into()),
-                ("y".into(), "q\"".into()),
-                ("z".into(), "".into()),
-            ]
-        );
-        assert_eq!(split_name_options("x[=1]"), None);
-        assert_eq!(split_name_options("x[a=\"1]"), None);
-        assert_eq!(split_name_options("x[a=1"), None);
     }
 
     #[test]
