@@ -708,16 +708,17 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
     if is_file {
         let mut reader = input::LineReader::open(path).map_err(io_fatal)?;
         let bar = progress_bar(path);
-        while let Some(raw) = reader.next_line().map_err(io_fatal)? {
+        let mut since_update = 0u32;
+        while let Some((line_no, raw)) = reader.next_line().map_err(io_fatal)? {
             let line = input::strip_eol(&raw);
             if input::is_skipped(line) {
                 continue;
             }
-            let line = line.to_owned();
-            let line_no = reader.line_no;
-            checker.line(&line, line_no, now, sink).map_err(io_fatal)?;
-            if let Some(bar) = &bar {
-                if line_no % 65_536 == 0 {
+            checker.line(line, line_no, now, sink).map_err(io_fatal)?;
+            since_update += 1;
+            if since_update == 65_536 {
+                since_update = 0;
+                if let Some(bar) = &bar {
                     bar.set_position(reader.bytes);
                 }
             }

@@ -52,9 +52,10 @@ impl<R: Read> LineReader<R> {
         }
     }
 
-    /// The next complete line, decoded lossily (borrowed when it is valid UTF-8), without
-    /// its line ending. `Ok(None)` at the end of the input or at an unterminated last line.
-    pub fn next_line(&mut self) -> io::Result<Option<Cow<'_, str>>> {
+    /// The next complete line with its 1-based number, decoded lossily (borrowed when it is
+    /// valid UTF-8), line ending included. `Ok(None)` at the end of the input or at an
+    /// unterminated last line.
+    pub fn next_line(&mut self) -> io::Result<Option<(u64, Cow<'_, str>)>> {
         self.buf.clear();
         let n = self.reader.read_until(b'\n', &mut self.buf)?;
         if n == 0 || self.buf.last() != Some(&b'\n') {
@@ -62,7 +63,7 @@ impl<R: Read> LineReader<R> {
         }
         self.bytes += n as u64;
         self.line_no += 1;
-        Ok(Some(String::from_utf8_lossy(&self.buf)))
+        Ok(Some((self.line_no, String::from_utf8_lossy(&self.buf))))
     }
 }
 
@@ -74,17 +75,17 @@ mod tests {
     fn unterminated_last_line_is_not_returned() {
         let mut r = LineReader::new(&b"one\r\n\ntwo\nthree"[..]);
         let mut seen = Vec::new();
-        while let Some(line) = r.next_line().unwrap() {
-            seen.push(strip_eol(&line).to_string());
+        while let Some((no, line)) = r.next_line().unwrap() {
+            seen.push(format!("{no}:{}", strip_eol(&line)));
         }
-        assert_eq!(seen, ["one", "", "two"]);
+        assert_eq!(seen, ["1:one", "2:", "3:two"]);
         assert_eq!(r.line_no, 3);
     }
 
     #[test]
     fn invalid_utf8_is_replaced_not_fatal() {
         let mut r = LineReader::new(&b"ab\xffcd\n"[..]);
-        let line = r.next_line().unwrap().unwrap();
+        let (_, line) = r.next_line().unwrap().unwrap();
         assert_eq!(strip_eol(&line), "ab\u{fffd}cd");
     }
 
