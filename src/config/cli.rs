@@ -1,5 +1,6 @@
 //! `ironban config dump|test`.
 
+use std::io::Write;
 use std::path::Path;
 
 #[derive(clap::Args)]
@@ -20,6 +21,66 @@ pub enum Action {
     Test,
 }
 
-pub fn run(_conf: &Path, _args: Args) -> anyhow::Result<u8> {
-    anyhow::bail!("config: not implemented yet")
+/// fail2ban-client's exit code for a failed configuration.
+const EXIT_FAILED: u8 = 255;
+
+pub fn run(conf: &Path, args: Args) -> anyhow::Result<u8> {
+    let loaded = super::load(conf);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.action {
+        Action::Dump { json } => match loaded {
+            Ok(l) => {
+                for w in &l.warnings {
+                    eprintln!("WARNING: {w}");
+                }
+                for cmd in &l.stream {
+                    let list = super::Value::List(cmd.clone());
+                    let line = if json {
+                        list.to_json().to_string()
+                    } else {
+                        list.python_repr()
+                    };
+                    writeln!(out, "{line}")?;
+                }
+                Ok(if l.ok { 0 } else { EXIT_FAILED })
+            }
+            Err(e) => {
+                eprintln!("ERROR: Failed during configuration: {e}");
+                writeln!(
+                    out,
+                    "ERROR: The configuration stream failed because of the invalid syntax."
+                )?;
+                Ok(EXIT_FAILED)
+            }
+        },
+        Action::Test => match loaded {
+            Ok(l) => {
+                for w in &l.warnings {
+                    eprintln!("WARNING: {w}");
+                }
+                let errors: Vec<&str> = l
+                    .stream
+                    .iter()
+                    .filter(|c| c.first().and_then(super::Value::as_str) == Some("config-error"))
+                    .filter_map(|c| c.get(1).and_then(super::Value::as_str))
+                    .collect();
+                for e in &errors {
+                    eprintln!("ERROR: {e}");
+                }
+                if l.test_ok && l.ok {
+                    writeln!(out, "OK: configuration test is successful")?;
+                    Ok(0)
+                } else {
+                    writeln!(out, "ERROR: configuration test failed")?;
+                    Ok(EXIT_FAILED)
+                }
+            }
+            Err(e) => {
+                eprintln!("ERROR: Failed during configuration: {e}");
+                writeln!(out, "ERROR: configuration test failed")?;
+                Ok(EXIT_FAILED)
+            }
+        },
+    }
 }

@@ -1,1 +1,440 @@
-//! Date detection: fail2ban's templates, custom patterns and time conversion.
+//! Date detection: fail2ban's templates, custom `datepattern` values, the stateful template
+//! choice of `DateDetector.matchTime` and the conversion of the matched text to a time.
+
+mod convert;
+mod template;
+mod zone;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use chrono::Datelike;
+use fancy_regex::Captures;
+
+use convert::{Context, Converted};
+use template::{Kind, Template};
+pub use zone::LocalZone;
+
+/// Errors building a detector.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DateError {
+    /// A `datepattern` entry does not compile.
+    Pattern(String),
+    /// Two templates with the same name.
+    Duplicate(String),
+    /// Unknown or unsupported `logtimezone` / POSIX TZ rule.
+    Zone(String),
+}
+
+impl fmt::Display for DateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DateError::Pattern(msg) => write!(f, "invalid date pattern: {msg}"),
+            DateError::Duplicate(name) => {
+                write!(f, "There is already a template with name {name}")
+            }
+            DateError::Zone(msg) => write!(f, "{msg}"),
+        }
+    }
+}
+
+impl std::error::Error for DateError {}
+
+/// A date found in a line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DateMatch {
+    /// Byte offsets in the line of the text to cut out (template group 1); may be empty.
+    pub start: usize,
+    pub end: usize,
+    /// None when the text matched but did not convert (fail2ban spec 6.2).
+    pub time: Option<f64>,
+    /// The time came from an explicit zone (fail2ban returns an integer then).
+    pub zoned: bool,
+    /// Set when fail2ban would have raised an exception out of the detector (unknown zone
+    /// abbreviation, month without day); `time` is None then.
+    pub error: Option<String>,
+}
+
+/// Per-detector state of one template (`DateDetectorTemplate`).
+#[derive(Debug, Clone)]
+struct Entry {
+    template: Template,
+    hits: u64,
+    last_used: f64,
+    distance: usize,
+    /// Matches of the template's regex whether chosen or not (`DateTemplate.hits`).
+    regex_hits: u64,
+}
+
+impl Entry {
+    fn new(template: Template) -> Entry {
+        Entry {
+            template,
+            hits: 0,
+            last_used: 0.0,
+            distance: 0x7fff_ffff,
+            regex_hits: 0,
+        }
+    }
+
+    fn weight(&self) -> f64 {
+        self.hits as f64 * self.template.weight / (self.distance.max(1) as f64)
+    }
+}
+
+/// Position of the last match boundary with its neighbouring characters.
+#[derive(Debug, Clone, Copy)]
+struct Boundary {
+    pos: usize,
+    before: Option<char>,
+    at: Option<char>,
+}
+
+/// Seconds a template must be more recently used than another to overtake it.
+const UNUSED_TIME: f64 = 300.0;
+
+/// fail2ban's date detector: template list (reordered as it learns), hit counts and the
+/// position of the last date.
+#[derive(Debug, Clone)]
+pub struct DateDetector {
+    entries: Vec<Entry>,
+    last_idx: Option<usize>,
+    last_pos: Boundary,
+    last_end: Boundary,
+    first_unused: usize,
+    default_offset: Option<i64>,
+    zone: LocalZone,
+}
+
+fn char_before(line: &str, pos: usize) -> Option<char> {
+    line.get(..pos)?.chars().next_back()
+}
+
+fn char_at(line: &str, pos: usize) -> Option<char> {
+    line.get(pos..)?.chars().next()
+}
+
+fn is_alnum(c: Option<char>) -> bool {
+    c.is_some_and(char::is_alphanumeric)
+}
+
+/// A candidate match: template index, whole-match span and captures.
+struct Candidate<'t> {
+    idx: usize,
+    start: usize,
+    end: usize,
+    caps: Captures<'t, str>,
+}
+
+impl DateDetector {
+    /// `datepattern` = the filter/jail option value (may be multi-line) or None for the
+    /// defaults; `logtimezone` = the option value or None.
+    pub fn new(
+        datepattern: Option<&str>,
+        logtimezone: Option<&str>,
+        zone: LocalZone,
+    ) -> Result<DateDetector, DateError> {
+        let now_year = chrono::Local::now().year();
+        let default_offset = match logtimezone {
+            None => None,
+            Some(tz) => Some(convert::zone_offset_minutes(tz).map_err(|e| match e {
+                convert::ZoneProblem::Unsupported => {
+                    DateError::Zone(format!("Unknown or unsupported time zone: {tz:?}"))
+                }
+                convert::ZoneProblem::UnknownAbbreviation(a) => {
+                    DateError::Zone(format!("Unknown time zone abbreviation: {a:?}"))
+                }
+            })?),
+        };
+        let mut detector = DateDetector {
+            entries: Vec::new(),
+            last_idx: None,
+            last_pos: Boundary {
+                pos: 1,
+                before: None,
+                at: None,
+            },
+            last_end: Boundary {
+                pos: 0x7fff_ffff,
+                before: None,
+                at: None,
+            },
+            first_unused: 0,
+            default_offset,
+            zone,
+        };
+        for entry in datepattern.unwrap_or("").lines() {
+            let entry = entry.trim();
+            if !entry.is_empty() {
+                detector.append_entry(entry, now_year)?;
+            }
+        }
+        // `{DEFAULT}` or no pattern: fail2ban adds all defaults lazily when the list is empty.
+        if detector.entries.is_empty() {
+            for t in template::default_templates(now_year)? {
+                detector.push(t, false)?;
+            }
+        }
+        Ok(detector)
+    }
+
+    fn push(&mut self, template: Template, ignore_duplicate: bool) -> Result<(), DateError> {
+        if self
+            .entries
+            .iter()
+            .any(|e| e.template.name == template.name)
+        {
+            if ignore_duplicate {
+                return Ok(());
+            }
+            return Err(DateError::Duplicate(template.name));
+        }
+        self.entries.push(Entry::new(template));
+        Ok(())
+    }
+
+    /// `DateDetector.appendTemplate` for one line of `datepattern`.
+    fn append_entry(&mut self, entry: &str, now_year: i32) -> Result<(), DateError> {
+        let key = if entry.contains('%') {
+            entry.to_string()
+        } else {
+            entry.to_uppercase()
+        };
+        match key.as_str() {
+            "{DEFAULT}" => Ok(()),
+            "{^LN-BEG}" => {
+                let ignore = !self.entries.is_empty();
+                for t in template::default_templates(now_year)? {
+                    if t.flags & template::LINE_BEGIN != 0 {
+                        self.push(t, ignore)?;
+                    }
+                }
+                Ok(())
+            }
+            _ if key.contains("{DATE}") => {
+                let ignore = !self.entries.is_empty();
+                for t in template::date_placeholder_templates(entry, now_year)? {
+                    self.push(t, ignore)?;
+                }
+                Ok(())
+            }
+            "{NONE}" => {
+                let t = template::none_template(now_year)?;
+                self.push(t, false)
+            }
+            _ => {
+                let t = template::template_for(entry, now_year)?;
+                self.push(t, false)
+            }
+        }
+    }
+
+    pub fn zone(&self) -> &LocalZone {
+        &self.zone
+    }
+
+    /// Templates with their hit counts, in the detector's current order.
+    pub fn template_hits(&self) -> Vec<(String, u64)> {
+        self.entries
+            .iter()
+            .map(|e| (e.template.name.clone(), e.hits))
+            .collect()
+    }
+
+    /// Search with template `idx` in `line[pos..endpos]` (lookbehind sees before `pos`).
+    fn search<'t>(
+        &mut self,
+        idx: usize,
+        line: &'t str,
+        window: Option<(usize, usize)>,
+    ) -> Option<Candidate<'t>> {
+        let entry = &mut self.entries[idx];
+        let caps = match window {
+            None => entry.template.regex.captures(line),
+            Some((pos, endpos)) => {
+                let endpos = endpos.min(line.len());
+                if pos > endpos || !line.is_char_boundary(pos) || !line.is_char_boundary(endpos) {
+                    return None;
+                }
+                entry.template.regex.captures_from_pos(&line[..endpos], pos)
+            }
+        };
+        // A regex runtime error (backtrack limit on hostile input) counts as no match.
+        let caps = caps.ok().flatten()?;
+        let whole = caps.get(0)?;
+        entry.regex_hits += 1;
+        Some(Candidate {
+            idx,
+            start: whole.start(),
+            end: whole.end(),
+            caps,
+        })
+    }
+
+    /// `DateDetector.matchTime`: choose the template for `line` and update the statistics.
+    fn match_time<'t>(&mut self, line: &'t str, now: f64) -> Option<Candidate<'t>> {
+        let count = self.entries.len();
+        let mut reserve: Option<Candidate<'t>> = None;
+        let mut skip = None;
+        let mut chosen = None;
+        if let Some(i) = self.last_idx.filter(|&i| i < count) {
+            let found = if self.entries[i].template.anchored() {
+                skip = Some(i);
+                self.search(i, line, None)
+            } else {
+                let (d, e) = (self.last_pos.pos, self.last_end.pos);
+                let begin_ok = char_before(line, d) == self.last_pos.before
+                    || (char_at(line, d) == self.last_pos.at && !is_alnum(self.last_pos.at));
+                let end_ok = char_at(line, e) == self.last_end.at
+                    || (char_before(line, e) == self.last_end.before
+                        && !is_alnum(self.last_end.before));
+                if begin_ok && end_ok {
+                    self.search(i, line, Some((d, e)))
+                } else {
+                    skip = Some(i);
+                    self.search(i, line, None)
+                }
+            };
+            if let Some(m) = found {
+                if count == 1
+                    || self.entries[i].template.anchored()
+                    || (m.start == self.last_pos.pos && m.end == self.last_end.pos)
+                {
+                    chosen = Some(m);
+                } else {
+                    reserve = Some(m);
+                }
+            }
+        }
+        if chosen.is_none() {
+            for i in 0..count {
+                if skip == Some(i) {
+                    continue;
+                }
+                let Some(m) = self.search(i, line, None) else {
+                    continue;
+                };
+                let entry = &self.entries[i];
+                if i + 1 >= count
+                    || entry.template.anchored()
+                    || (m.start == 0 && entry.hits > 0 && self.entries[i + 1].regex_hits == 0)
+                {
+                    chosen = Some(m);
+                    break;
+                }
+                if m.start > entry.distance || m.start > self.last_pos.pos {
+                    if reserve.as_ref().is_none_or(|r| m.start < r.start) {
+                        reserve = Some(m);
+                    }
+                    continue;
+                }
+                chosen = Some(m);
+                break;
+            }
+        }
+        let chosen = chosen.or(reserve)?;
+        let i = chosen.idx;
+        let entry = &mut self.entries[i];
+        entry.hits += 1;
+        entry.last_used = now;
+        entry.distance = chosen.start;
+        if self.first_unused == i {
+            self.first_unused += 1;
+        }
+        self.last_pos = Boundary {
+            pos: chosen.start,
+            before: char_before(line, chosen.start),
+            at: char_at(line, chosen.start),
+        };
+        self.last_end = Boundary {
+            pos: chosen.end,
+            before: char_before(line, chosen.end),
+            at: char_at(line, chosen.end),
+        };
+        let mut final_idx = i;
+        if i != 0 && Some(i) != self.last_idx {
+            final_idx = self.reorder(i);
+        }
+        self.last_idx = Some(final_idx);
+        Some(chosen)
+    }
+
+    /// `_reorderTemplate`: bubble a template up when its weight or recency beats the target.
+    fn reorder(&mut self, num: usize) -> usize {
+        let entry = &self.entries[num];
+        let untime = entry.last_used - UNUSED_TIME;
+        let weight = entry.weight();
+        let movable = |target: &Entry| weight > target.weight() || untime > target.last_used;
+        let mut pos = if self.first_unused < num {
+            self.first_unused
+        } else {
+            num / 2
+        };
+        if !movable(&self.entries[pos]) {
+            if pos == num - 1 {
+                return num;
+            }
+            pos = num - 1;
+            if !movable(&self.entries[pos]) {
+                return num;
+            }
+        }
+        let moved = self.entries.remove(num);
+        self.entries.insert(pos, moved);
+        while self.first_unused < self.entries.len() && self.entries[self.first_unused].hits > 0 {
+            self.first_unused += 1;
+        }
+        pos
+    }
+
+    /// Find the date in `line` as fail2ban's matchTime+getTime do, with "now" = `now`.
+    pub fn find(&mut self, line: &str, now: f64) -> Option<DateMatch> {
+        let m = self.match_time(line, now)?;
+        let (start, end) = match m.caps.get(1) {
+            Some(g) => (g.start(), g.end()),
+            None => (m.start, m.start),
+        };
+        let converted = self.convert(&m, now);
+        let (time, zoned, error) = match converted {
+            Converted::Time { secs, zoned } => (Some(secs), zoned, None),
+            Converted::Invalid => (None, false, None),
+            Converted::Error(e) => (None, false, Some(e)),
+        };
+        Some(DateMatch {
+            start,
+            end,
+            time,
+            zoned,
+            error,
+        })
+    }
+
+    fn convert(&self, m: &Candidate, now: f64) -> Converted {
+        // The entry may have moved by reordering; the index now lives in last_idx.
+        let idx = self.last_idx.unwrap_or(m.idx);
+        let template = &self.entries[idx].template;
+        match &template.kind {
+            Kind::Pattern(fields) => {
+                let ctx = Context {
+                    zone: &self.zone,
+                    now,
+                    default_offset: self.default_offset,
+                };
+                let values = fields
+                    .iter()
+                    .map(|&(f, i)| (f, m.caps.get(i).map(|g| g.as_str())));
+                convert::fields_to_time(values, &ctx)
+            }
+            Kind::Epoch { long, group } => match m.caps.get(*group) {
+                Some(g) => convert::epoch_to_time(g.as_str(), *long),
+                None => Converted::Invalid,
+            },
+            Kind::Tai64n => match m.caps.get(1) {
+                Some(g) => convert::tai64n_to_time(g.as_str()),
+                None => Converted::Invalid,
+            },
+        }
+    }
+}

@@ -1,1 +1,872 @@
-//! Filters: failregex/ignoreregex/prefregex matching turning log lines into failures.
+//! Filters: failregex/ignoreregex/prefregex matching turning log lines into failures
+//! (fail2ban's `Filter.processLine`/`findFailure`, multi-line buffer and MLFID sessions).
+
+pub mod data;
+pub mod regex;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::addr::FailureId;
+use crate::config::{Command, Value};
+use crate::date::{DateDetector, LocalZone};
+pub use data::{FailData, TupleLine};
+use regex::{Anchors, FilterRegex, RegexError, RegexMatch};
+
+/// Lines longer than this are cut (at a character boundary) before matching.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// MLFID sessions kept at most, and how long (wall clock) after insertion.
+const MLFID_CACHE_SIZE: usize = 100;
+const MLFID_CACHE_TTL: f64 = 300.0;
+
+/// Filter options as the command stream sets them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterOptions {
+    pub prefregex: Option<String>,
+    pub failregex: Vec<String>,
+    pub ignoreregex: Vec<String>,
+    pub maxlines: usize,
+    pub datepattern: Option<String>,
+    /// `yes`, `warn`, `no` or `raw`; invalid values behave as `no`.
+    pub usedns: String,
+    pub logtimezone: Option<String>,
+    /// Journal backend: lines come with their own time, no date detection. Set by the
+    /// caller from the jail's backend (not part of the filter's stream).
+    pub journal: bool,
+}
+
+impl Default for FilterOptions {
+    fn default() -> Self {
+        FilterOptions {
+            prefregex: None,
+            failregex: Vec::new(),
+            ignoreregex: Vec::new(),
+            maxlines: 1,
+            datepattern: None,
+            usedns: "warn".to_string(),
+            logtimezone: None,
+            journal: false,
+        }
+    }
+}
+
+fn value_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Str(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn value_list(v: &Value) -> Vec<String> {
+    match v {
+        Value::List(items) => items.iter().filter_map(value_text).collect(),
+        other => value_text(other).into_iter().collect(),
+    }
+}
+
+impl FilterOptions {
+    /// Apply one stream command (`["set", jail, "prefregex", v]`,
+    /// `["multi-set", jail, "addfailregex", [..]]`, …). Returns false when the command is
+    /// not a filter option (so the caller can route it elsewhere).
+    pub fn apply(&mut self, cmd: &[Value]) -> bool {
+        let verb = cmd.first().and_then(|v| v.as_str());
+        if !matches!(verb, Some("set") | Some("multi-set")) || cmd.len() < 4 {
+            return false;
+        }
+        let Some(option) = cmd[2].as_str() else {
+            return false;
+        };
+        let value = &cmd[3];
+        match option {
+            "prefregex" => self.prefregex = value_text(value).filter(|v| !v.trim().is_empty()),
+            "addfailregex" => self.failregex.extend(value_list(value)),
+            "addignoreregex" => self.ignoreregex.extend(value_list(value)),
+            "maxlines" => {
+                self.maxlines = value_text(value)
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .map_or(1, |n| n.max(1))
+            }
+            "datepattern" => self.datepattern = value_text(value),
+            "usedns" => {
+                let v = value_text(value).unwrap_or_default().to_lowercase();
+                self.usedns = match v.as_str() {
+                    "yes" | "warn" | "no" | "raw" => v,
+                    "true" | "1" => "yes".into(),
+                    _ => "no".into(),
+                };
+            }
+            "logtimezone" => self.logtimezone = value_text(value),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Options from a whole command stream (commands that are not filter options are skipped).
+    pub fn from_stream(stream: &[Command]) -> FilterOptions {
+        let mut opts = FilterOptions::default();
+        for cmd in stream {
+            opts.apply(cmd);
+        }
+        opts
+    }
+}
+
+/// Behaviour switches that differ between server, fail2ban-regex and sample tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mode {
+    /// Try every failregex instead of stopping at the first match.
+    pub check_all_regex: bool,
+    /// Drop MLFID results that have no id yet.
+    pub ignore_pending: bool,
+    /// Never resolve DNS; use captured names/ids as raw text.
+    pub return_raw_host: bool,
+    /// Server behaviour for times (skip undated matches, clamp to now).
+    pub check_find_time: bool,
+}
+
+impl Mode {
+    /// The daemon's settings.
+    pub fn server() -> Mode {
+        Mode {
+            check_all_regex: false,
+            ignore_pending: true,
+            return_raw_host: false,
+            check_find_time: true,
+        }
+    }
+}
+
+/// Errors building a filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterError {
+    Regex(RegexError),
+    /// A failregex without `fid`, `ip4`, `ip6`, `dns` or `mlfid` group (resolved text).
+    NoFailureIdGroup(String),
+    /// The date pattern or time zone is invalid.
+    Date(String),
+}
+
+impl std::fmt::Display for FilterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FilterError::Regex(e) => write!(f, "{e}"),
+            FilterError::NoFailureIdGroup(r) => write!(f, "No failure-id group in '{r}'"),
+            FilterError::Date(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for FilterError {}
+
+impl From<RegexError> for FilterError {
+    fn from(e: RegexError) -> Self {
+        FilterError::Regex(e)
+    }
+}
+
+/// Where the date detector found the date in a line (byte offsets of the cut) and its time
+/// (None when it did not parse). `start == end` is an empty date match (`{NONE}`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DateCut {
+    pub start: usize,
+    pub end: usize,
+    pub time: Option<f64>,
+}
+
+/// One result entry of a line (fail2ban `[index, fid, time, data]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub regex_index: usize,
+    /// None for a pending MLFID session (no host yet).
+    pub id: Option<FailureId>,
+    pub time: Option<f64>,
+    /// All groups, None for non-participating ones, plus merged session values.
+    pub data: FailData,
+}
+
+impl Failure {
+    /// Matched lines as full text (`pre + date + post`).
+    pub fn matches(&self) -> Vec<String> {
+        self.data
+            .matches
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(TupleLine::full)
+            .collect()
+    }
+
+    /// A truthy `nofail` marks a match that is not a failure.
+    pub fn nofail(&self) -> bool {
+        self.data.truthy("nofail")
+    }
+}
+
+/// What one line produced, with what fail2ban-regex counts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LineResult {
+    pub failures: Vec<Failure>,
+    /// Indexes of ignoreregexes that matched.
+    pub ignored: Vec<usize>,
+    /// Groups of the prefregex when it matched (content removed).
+    pub prefregex_groups: Option<Vec<(String, Option<String>)>>,
+    /// Lines taken out of the buffer as part of a failregex match (full text).
+    pub matched_lines: Vec<String>,
+    /// The line's time (None when unknown).
+    pub time: Option<f64>,
+    /// The line was longer than `MAX_LINE_BYTES` and was cut.
+    pub truncated: bool,
+    /// The time came from a date with an explicit zone (fail2ban keeps it an integer).
+    pub zoned: bool,
+    /// Failregex matches dropped because no failure id group was set.
+    pub errors: Vec<String>,
+}
+
+struct SessionEntry {
+    key: String,
+    inserted: f64,
+    data: FailData,
+}
+
+/// A compiled filter with its state (line buffer, MLFID sessions, last date).
+pub struct Filter {
+    pub options: FilterOptions,
+    pub mode: Mode,
+    pub prefregex: Option<FilterRegex>,
+    pub failregex: Vec<FilterRegex>,
+    pub ignoreregex: Vec<FilterRegex>,
+    buffer: Vec<TupleLine>,
+    sessions: Vec<SessionEntry>,
+    last_date: Option<f64>,
+    last_date_text: String,
+    /// None in journal mode: lines come with their time.
+    pub date_detector: Option<DateDetector>,
+}
+
+const FAILURE_ID_GROUPS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
+
+fn wall_clock() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn truthy(v: &Option<String>) -> bool {
+    v.as_deref().is_some_and(|s| !s.is_empty())
+}
+
+impl Filter {
+    /// Compile all regexes and build the date detector in the system's local zone.
+    pub fn new(options: &FilterOptions, mode: Mode) -> Result<Filter, FilterError> {
+        Self::with_zone(options, mode, LocalZone::system())
+    }
+
+    /// As `new`, with the local zone used for dates without zone.
+    pub fn with_zone(
+        options: &FilterOptions,
+        mode: Mode,
+        zone: LocalZone,
+    ) -> Result<Filter, FilterError> {
+        let usedns = options.usedns.as_str();
+        let prefregex = match &options.prefregex {
+            Some(p) => Some(FilterRegex::new(
+                p,
+                usedns,
+                single_or_any(options.maxlines),
+            )?),
+            None => None,
+        };
+        let fail_anchors = if options.maxlines > 1 {
+            Anchors::Multiline
+        } else {
+            Anchors::SingleLineBuffer
+        };
+        let pref_has_id = prefregex
+            .as_ref()
+            .is_some_and(|p| FAILURE_ID_GROUPS.iter().any(|g| p.has_group(g)));
+        let mut failregex = Vec::with_capacity(options.failregex.len());
+        for text in &options.failregex {
+            let re = FilterRegex::new(text, usedns, fail_anchors)?;
+            if !pref_has_id && !FAILURE_ID_GROUPS.iter().any(|g| re.has_group(g)) {
+                return Err(FilterError::NoFailureIdGroup(re.resolved));
+            }
+            failregex.push(re);
+        }
+        let ignoreregex = options
+            .ignoreregex
+            .iter()
+            .map(|t| FilterRegex::new(t, usedns, single_or_any(options.maxlines)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let date_detector = if options.journal {
+            None
+        } else {
+            Some(
+                DateDetector::new(
+                    options.datepattern.as_deref(),
+                    options.logtimezone.as_deref(),
+                    zone,
+                )
+                .map_err(|e| FilterError::Date(e.to_string()))?,
+            )
+        };
+        Ok(Filter {
+            options: options.clone(),
+            mode,
+            prefregex,
+            failregex,
+            ignoreregex,
+            buffer: Vec::new(),
+            sessions: Vec::new(),
+            last_date: None,
+            last_date_text: String::new(),
+            date_detector,
+        })
+    }
+
+    /// Process one log line (without terminator) at wall time `now`.
+    pub fn process_line(&mut self, line: &str, now: f64) -> LineResult {
+        let (line, truncated) = truncate(line);
+        let found = match self.date_detector.as_mut() {
+            Some(detector) => detector.find(line, now),
+            None => None,
+        };
+        let zoned = found.as_ref().is_some_and(|m| m.zoned);
+        let cut = found.map(|m| DateCut {
+            start: m.start,
+            end: m.end,
+            time: m.time,
+        });
+        let mut result = self.process_with_cut(line, cut, now);
+        result.truncated = truncated;
+        result.zoned = zoned && result.time.is_some();
+        result
+    }
+
+    /// Process a line whose date was determined by the caller (`cut` as the detector
+    /// would return it).
+    pub fn process_with_cut(&mut self, line: &str, cut: Option<DateCut>, now: f64) -> LineResult {
+        let (line, truncated) = truncate(line);
+        let recent = |last: Option<f64>| last.filter(|d| *d > now - 60.0);
+        let (tuple, time) = match cut {
+            Some(c)
+                if c.start < c.end
+                    && c.end <= line.len()
+                    && line.is_char_boundary(c.start)
+                    && line.is_char_boundary(c.end) =>
+            {
+                let tuple = TupleLine {
+                    pre: line[..c.start].to_string(),
+                    date: line[c.start..c.end].to_string(),
+                    post: line[c.end..].to_string(),
+                };
+                match c.time {
+                    Some(t) => {
+                        self.last_date = Some(t);
+                        self.last_date_text = tuple.date.clone();
+                        (tuple, Some(t))
+                    }
+                    None => self.no_date(tuple, line, now),
+                }
+            }
+            Some(c) if c.start == c.end => match recent(self.last_date) {
+                Some(t) => (self.last_tuple(line), Some(t)),
+                None => (TupleLine::plain(line), Some(c.time.unwrap_or(now))),
+            },
+            _ => self.no_date(TupleLine::plain(line), line, now),
+        };
+        let mut result = self.find_failure(tuple, time, now);
+        result.truncated = truncated;
+        result
+    }
+
+    /// Process a line with a known time and date text (journal entries, sample tests with
+    /// `logtype = journal`): no date detection.
+    pub fn process_line_at(
+        &mut self,
+        line: &str,
+        time: f64,
+        date_text: &str,
+        now: f64,
+    ) -> LineResult {
+        let (line, truncated) = truncate(line);
+        self.last_date = Some(time);
+        self.last_date_text = date_text.to_string();
+        let tuple = TupleLine {
+            pre: String::new(),
+            date: date_text.to_string(),
+            post: line.to_string(),
+        };
+        let mut result = self.find_failure(tuple, Some(time), now);
+        result.truncated = truncated;
+        result
+    }
+
+    fn last_tuple(&self, line: &str) -> TupleLine {
+        TupleLine {
+            pre: String::new(),
+            date: self.last_date_text.clone(),
+            post: line.to_string(),
+        }
+    }
+
+    /// Time unknown: reuse a recent last date (searching the whole line), else now in the
+    /// server, else None.
+    fn no_date(&self, tuple: TupleLine, line: &str, now: f64) -> (TupleLine, Option<f64>) {
+        match self.last_date.filter(|d| *d > now - 60.0) {
+            Some(t) => (self.last_tuple(line), Some(t)),
+            None if self.mode.check_find_time => (tuple, Some(now)),
+            None => (tuple, None),
+        }
+    }
+
+    fn find_failure(&mut self, tuple: TupleLine, time: Option<f64>, now: f64) -> LineResult {
+        let mut result = LineResult {
+            time,
+            ..LineResult::default()
+        };
+        let multiline = self.options.maxlines > 1;
+        if multiline {
+            self.buffer.push(tuple);
+            let excess = self.buffer.len().saturating_sub(self.options.maxlines);
+            self.buffer.drain(..excess);
+        } else {
+            self.buffer = vec![tuple];
+        }
+        let check_all = self.mode.check_all_regex;
+        let mut buf: Option<String> = Some(data::join_buffer(&self.buffer));
+
+        // ignoreregex pre-check on the whole original buffer.
+        if !self.ignoreregex.is_empty() && self.ignoreregex.len() + 2 < self.failregex.len() {
+            let text = buf.clone().unwrap_or_default();
+            for (i, re) in self.ignoreregex.iter().enumerate() {
+                if re.search(&text).is_some() {
+                    result.ignored.push(i);
+                    if !check_all {
+                        break;
+                    }
+                }
+            }
+            if !result.ignored.is_empty() {
+                return result;
+            }
+        }
+
+        let org_buffer = self.buffer.clone();
+        let mut pre_groups: Vec<(String, Option<String>)> = Vec::new();
+        if let Some(pref) = &self.prefregex {
+            let text = buf.clone().unwrap_or_default();
+            let Some(m) = pref.search(&text) else {
+                return result;
+            };
+            let mut groups = data::combine_alt_tuple(m.groups);
+            let content = data::remove_group(&mut groups, "content");
+            result.prefregex_groups = Some(groups.clone());
+            pre_groups = groups;
+            if let Some(content) = content.filter(|c| !c.is_empty()) {
+                buf = Some(format!("{content}\n"));
+                self.buffer = vec![TupleLine::plain(&content)];
+            }
+        }
+
+        for index in 0..self.failregex.len() {
+            let text = match &buf {
+                Some(b) => b.clone(),
+                None => data::join_buffer(&self.buffer),
+            };
+            buf = Some(text.clone());
+            let Some(m) = self.failregex[index].search(&text) else {
+                continue;
+            };
+            let (matched, unmatched) = split_matched(&text, &org_buffer, &m);
+
+            if !self.ignoreregex.is_empty() {
+                let check_text = if multiline {
+                    data::join_buffer(&matched)
+                } else {
+                    text.clone()
+                };
+                let mut hit = false;
+                for (i, re) in self.ignoreregex.iter().enumerate() {
+                    if re.search(&check_text).is_some() {
+                        result.ignored.push(i);
+                        hit = true;
+                        if !check_all {
+                            break;
+                        }
+                    }
+                }
+                if hit {
+                    if !check_all || multiline {
+                        self.buffer = unmatched;
+                    }
+                    buf = None;
+                    if !check_all {
+                        break;
+                    }
+                    continue;
+                }
+            }
+
+            if time.is_none() && self.mode.check_find_time {
+                continue;
+            }
+            result
+                .matched_lines
+                .extend(matched.iter().map(TupleLine::full));
+            if !check_all || multiline {
+                self.buffer = unmatched;
+                buf = None;
+            }
+
+            let mut groups = data::combine_alt_tuple(m.groups.clone());
+            if !pre_groups.is_empty() {
+                let mut merged = pre_groups.clone();
+                for (k, v) in groups {
+                    if v.is_some() || !merged.iter().any(|(n, _)| *n == k) {
+                        data::set_group(&mut merged, &k, v);
+                    }
+                }
+                groups = merged;
+            }
+            let mlfid = data::get_group(&groups, "mlfid").map(str::to_string);
+            let fail_data = FailData {
+                groups,
+                ..FailData::default()
+            };
+            let (mut fail_data, session_key) = match &mlfid {
+                Some(key) => {
+                    let merged = self.merge_failure(key, fail_data, &matched);
+                    if merged.truthy("nofail") && !check_all {
+                        return result;
+                    }
+                    (merged, Some(key.clone()))
+                }
+                None => {
+                    let mut d = fail_data;
+                    d.matches = Some(matched.clone());
+                    (d, None)
+                }
+            };
+
+            match self.failure_ids(&mut fail_data, &text, index) {
+                Err(message) => {
+                    result.errors.push(message);
+                    continue;
+                }
+                Ok(None) => {
+                    // Pending MLFID session: remember it so the next merge keeps the matches.
+                    fail_data.mlfpending = true;
+                    if let Some(key) = &session_key {
+                        if let Some(entry) = self.sessions.iter_mut().find(|e| e.key == *key) {
+                            entry.data.mlfpending = true;
+                        }
+                    }
+                    if !check_all && self.mode.ignore_pending {
+                        return result;
+                    }
+                    result.failures.push(Failure {
+                        regex_index: index,
+                        id: None,
+                        time,
+                        data: fail_data,
+                    });
+                }
+                Ok(Some(ids)) => {
+                    for id in ids {
+                        result.failures.push(Failure {
+                            regex_index: index,
+                            id: Some(id),
+                            time,
+                            data: fail_data.clone(),
+                        });
+                    }
+                }
+            }
+            if !check_all {
+                break;
+            }
+        }
+        let _ = now;
+        result
+    }
+
+    /// Failure ids for merged data (spec 4.8). `Ok(None)` = pending, `Ok(Some(vec![]))` =
+    /// a name that did not resolve, `Err` = no group found.
+    fn failure_ids(
+        &self,
+        data: &mut FailData,
+        buffer: &str,
+        index: usize,
+    ) -> Result<Option<Vec<FailureId>>, String> {
+        let raw_mode = self.options.usedns == "raw" || self.mode.return_raw_host;
+        let fid = data.get("fid").map(str::to_string);
+        let prefix = data
+            .get("cidr")
+            .filter(|c| !c.is_empty())
+            .and_then(|c| c.parse::<u8>().ok());
+        let (host, raw) = if let Some(ip4) = data.get("ip4") {
+            (Some(ip4.to_string()), true)
+        } else if let Some(ip6) = data.get("ip6") {
+            (Some(ip6.to_string()), true)
+        } else if let Some(dns) = data.get("dns") {
+            (Some(dns.to_string()), raw_mode)
+        } else {
+            if fid.is_none() && data.get("mlfid").is_none() {
+                return Err(format!(
+                    "No group found in {:?} using {:?}",
+                    buffer, self.failregex[index].resolved
+                ));
+            }
+            (fid.clone(), true)
+        };
+        let Some(host) = host else {
+            return Ok(None);
+        };
+        if raw {
+            let address = if data.get("ip4").is_some() || data.get("ip6").is_some() {
+                FailureId::from_host(&host, prefix)
+            } else if raw_mode {
+                FailureId::Raw(host.clone())
+            } else {
+                FailureId::parse(&host)
+            };
+            match fid {
+                Some(f) if f != host => {
+                    data.set("ip", Some(address.to_string()));
+                    let id = if raw_mode {
+                        FailureId::Raw(f)
+                    } else {
+                        FailureId::parse(&f)
+                    };
+                    Ok(Some(vec![id]))
+                }
+                _ => Ok(Some(vec![address])),
+            }
+        } else {
+            Ok(Some(resolve_host(&host, &self.options.usedns)))
+        }
+    }
+
+    /// MLFID session merge (spec 5.2). Returns the merged data; the session cache keeps its
+    /// own copy in sync.
+    fn merge_failure(&mut self, key: &str, mut fail: FailData, matched: &[TupleLine]) -> FailData {
+        const NOFAIL: u8 = 1;
+        const FORGET: u8 = 2;
+        const PREV: u8 = 4;
+        const GAINED: u8 = 8;
+        let wall = wall_clock();
+        self.sessions
+            .retain(|e| e.inserted + MLFID_CACHE_TTL > wall || e.key != key);
+        let mut flags = 0u8;
+        if fail.truthy("mlfgained") {
+            flags |= GAINED | NOFAIL;
+            if !fail.truthy("nofail") {
+                let gained = fail.get("mlfgained").map(str::to_string);
+                fail.set("nofail", gained);
+            }
+        } else if fail.truthy("nofail") {
+            flags |= NOFAIL;
+        }
+        if truthy(&fail.pop("mlfforget")) {
+            flags |= FORGET;
+        }
+        let user = fail
+            .get("user")
+            .filter(|u| !u.is_empty())
+            .map(str::to_string);
+        let position = self.sessions.iter().position(|e| e.key == key);
+        let users_len;
+        let mut merged = match position {
+            Some(pos) => {
+                let mut session = self.sessions[pos].data.clone();
+                if let Some(u) = &user {
+                    session
+                        .users
+                        .get_or_insert_with(Default::default)
+                        .insert(u.clone());
+                }
+                if truthy(&session.pop("nofail")) {
+                    flags |= PREV;
+                }
+                if truthy(&session.pop("mlfgained")) {
+                    flags |= PREV;
+                }
+                if flags & GAINED != 0 {
+                    session.mlfpending = false;
+                }
+                if flags & PREV == 0 && !session.mlfpending {
+                    session.matches = None;
+                }
+                for (k, v) in fail.groups {
+                    if v.is_some() {
+                        session.set(&k, v);
+                    }
+                }
+                if fail.matches.is_some() {
+                    session.matches = fail.matches;
+                }
+                users_len = session.users.as_ref().map_or(0, |u| u.len());
+                if flags & FORGET != 0 {
+                    self.sessions.remove(pos);
+                }
+                session
+            }
+            None => {
+                if flags & FORGET == 0 {
+                    if let Some(u) = &user {
+                        fail.users
+                            .get_or_insert_with(Default::default)
+                            .insert(u.clone());
+                    }
+                }
+                users_len = fail.users.as_ref().map_or(0, |u| u.len());
+                fail
+            }
+        };
+        if std::mem::take(&mut merged.mlfpending) || users_len > 1 {
+            merged.pop("nofail");
+            merged.pop("mlfgained");
+            flags &= !(GAINED | NOFAIL);
+        }
+        if flags & NOFAIL == 0 {
+            let mut lines = merged.nofail_matches.take().unwrap_or_default();
+            lines.extend(merged.matches.take().unwrap_or_default());
+            if flags & GAINED == 0 {
+                lines.extend(matched.iter().cloned());
+            }
+            merged.matches = Some(lines);
+        } else if flags & (NOFAIL | FORGET) == NOFAIL {
+            merged
+                .nofail_matches
+                .get_or_insert_with(Vec::new)
+                .extend(matched.iter().cloned());
+        }
+        let keep = match position {
+            Some(_) => flags & FORGET == 0,
+            None => flags & FORGET == 0,
+        };
+        if keep {
+            match self.sessions.iter_mut().find(|e| e.key == key) {
+                Some(entry) => entry.data = merged.clone(),
+                None => self.insert_session(key, merged.clone(), wall),
+            }
+        }
+        merged
+    }
+
+    fn insert_session(&mut self, key: &str, data: FailData, wall: f64) {
+        if self.sessions.len() >= MLFID_CACHE_SIZE {
+            // Evict from the oldest end; keep evicting while the evicted entry had expired.
+            while !self.sessions.is_empty() {
+                let old = self.sessions.remove(0);
+                if old.inserted + MLFID_CACHE_TTL > wall {
+                    break;
+                }
+            }
+        }
+        self.sessions.push(SessionEntry {
+            key: key.to_string(),
+            inserted: wall,
+            data,
+        });
+    }
+}
+
+fn single_or_any(maxlines: usize) -> Anchors {
+    if maxlines > 1 {
+        Anchors::AnyBuffer
+    } else {
+        Anchors::SingleLineBuffer
+    }
+}
+
+/// Cut a line to `MAX_LINE_BYTES` at a character boundary.
+fn truncate(line: &str) -> (&str, bool) {
+    if line.len() <= MAX_LINE_BYTES {
+        return (line, false);
+    }
+    let mut end = MAX_LINE_BYTES;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&line[..end], true)
+}
+
+/// DNS expansion of a captured host name (spec 4.8 step 7).
+fn resolve_host(host: &str, usedns: &str) -> Vec<FailureId> {
+    let parsed = FailureId::parse(host);
+    if !parsed.is_raw() {
+        return vec![parsed];
+    }
+    if usedns != "yes" && usedns != "warn" {
+        return Vec::new();
+    }
+    use std::net::ToSocketAddrs;
+    let mut ids: Vec<FailureId> = Vec::new();
+    if let Ok(addrs) = (host, 0u16).to_socket_addrs() {
+        for a in addrs {
+            let id = FailureId::from_host(&a.ip().to_string(), None);
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
+}
+
+/// Split the original buffer lines into matched and unmatched ones (spec 3.2).
+fn split_matched(
+    buffer: &str,
+    lines: &[TupleLine],
+    m: &RegexMatch,
+) -> (Vec<TupleLine>, Vec<TupleLine>) {
+    if lines.len() <= 1 {
+        return (lines.to_vec(), Vec::new());
+    }
+    let bytes = buffer.as_bytes();
+    let upto = (m.start + 1).min(bytes.len());
+    let line_start = bytes[..upto]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |p| p + 1);
+    let from = if m.end == 0 {
+        bytes.len().saturating_sub(1)
+    } else {
+        m.end - 1
+    };
+    let line_end = bytes[from.min(bytes.len())..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(bytes.len(), |p| from + p + 1);
+    let count = |end: usize| bytes[..end].iter().filter(|b| **b == b'\n').count();
+    let a = count(line_start).min(lines.len());
+    let b = count(line_end).min(lines.len()).max(a);
+    let mut matched: Vec<TupleLine> = lines[a..b].to_vec();
+    let mut unmatched: Vec<TupleLine> = lines[..a].to_vec();
+    let mut skipped = String::new();
+    for n in 0.. {
+        let name = format!("skiplines{n}");
+        if !m.groups.iter().any(|(g, _)| *g == name) {
+            break;
+        }
+        if let Some(v) = m.get(&name) {
+            skipped.push_str(v);
+        }
+    }
+    let mut pos = 0;
+    for skipped_line in data::python_splitlines(&skipped) {
+        if let Some(k) = matched[pos.min(matched.len())..]
+            .iter()
+            .position(|t| t.text() == skipped_line)
+        {
+            unmatched.push(matched.remove(pos + k));
+            pos += k;
+        }
+    }
+    unmatched.extend(lines[b..].iter().cloned());
+    (matched, unmatched)
+}
+
+#[cfg(test)]
+mod tests;

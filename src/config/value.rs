@@ -1,0 +1,188 @@
+//! Values of the configuration command stream and their two printed forms:
+//! Python `repr` (as `fail2ban-client -d` prints) and JSON.
+
+/// One element of a stream command, mirroring the Python types fail2ban sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Str(String),
+    List(Vec<Value>),
+    Dict(Vec<(String, Value)>),
+}
+
+/// One stream command, e.g. `['set', 'sshd', 'maxretry', 5]`.
+pub type Command = Vec<Value>;
+
+impl Value {
+    /// Python `repr` of the value.
+    pub fn python_repr(&self) -> String {
+        let mut out = String::new();
+        self.write_repr(&mut out);
+        out
+    }
+
+    fn write_repr(&self, out: &mut String) {
+        match self {
+            Value::None => out.push_str("None"),
+            Value::Bool(true) => out.push_str("True"),
+            Value::Bool(false) => out.push_str("False"),
+            Value::Int(i) => out.push_str(&i.to_string()),
+            Value::Str(s) => out.push_str(&python_str_repr(s)),
+            Value::List(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    item.write_repr(out);
+                }
+                out.push(']');
+            }
+            Value::Dict(items) => {
+                out.push('{');
+                for (i, (k, v)) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(&python_str_repr(k));
+                    out.push_str(": ");
+                    v.write_repr(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    /// The value as JSON (what `json.dumps` would give for the Python value).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::None => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Int(i) => serde_json::Value::from(*i),
+            Value::Str(s) => serde_json::Value::String(s.clone()),
+            Value::List(items) => {
+                serde_json::Value::Array(items.iter().map(Value::to_json).collect())
+            }
+            Value::Dict(items) => serde_json::Value::Object(
+                items
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Python `str()` of the value, used when typed jail options become
+    /// interpolation variables (`True`, `5`, ...).
+    pub fn python_str(&self) -> String {
+        match self {
+            Value::Str(s) => s.clone(),
+            other => other.python_repr(),
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_string())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+
+/// Python 3 `repr(str)`.
+pub fn python_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if is_python_printable(c) => out.push(c),
+            c => {
+                let n = c as u32;
+                if n < 0x100 {
+                    out.push_str(&format!("\\x{n:02x}"));
+                } else if n < 0x10000 {
+                    out.push_str(&format!("\\u{n:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{n:08x}"));
+                }
+            }
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// Approximation of Python's `str.isprintable` for one character: control
+/// characters, separators other than the ASCII space, and unassigned/format
+/// characters are escaped.
+fn is_python_printable(c: char) -> bool {
+    let n = c as u32;
+    if n < 0x20 || (0x7f..0xa1).contains(&n) || n == 0xad {
+        return false;
+    }
+    // Unicode separators (Zs except space, Zl, Zp) and common format characters.
+    !matches!(n,
+        0x1680 | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x2064 | 0x3000
+        | 0xfeff | 0xd800..=0xdfff | 0xfff9..=0xfffb | 0xe000..=0xf8ff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repr_quoting() {
+        assert_eq!(python_str_repr("abc"), "'abc'");
+        assert_eq!(python_str_repr("it's"), "\"it's\"");
+        assert_eq!(python_str_repr("a\"b"), "'a\"b'");
+        assert_eq!(python_str_repr("a'b\"c"), "'a\\'b\"c'");
+        assert_eq!(python_str_repr("\\s+"), "'\\\\s+'");
+        assert_eq!(python_str_repr("a\nb\tc\r"), "'a\\nb\\tc\\r'");
+        assert_eq!(python_str_repr("é€"), "'é€'");
+        assert_eq!(python_str_repr("\u{1}\u{7f}"), "'\\x01\\x7f'");
+    }
+
+    #[test]
+    fn repr_command() {
+        let cmd: Command = vec![
+            "set".into(),
+            "j".into(),
+            Value::Int(5),
+            Value::Bool(true),
+            Value::None,
+            Value::List(vec!["a".into()]),
+            Value::Dict(vec![("stacksize".into(), Value::Int(32))]),
+        ];
+        assert_eq!(
+            Value::List(cmd).python_repr(),
+            "['set', 'j', 5, True, None, ['a'], {'stacksize': 32}]"
+        );
+    }
+}

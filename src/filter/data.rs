@@ -1,0 +1,209 @@
+//! Plain data of the filter engine: tuple lines, failure data (groups + session values)
+//! and helpers on ordered group lists.
+
+use std::collections::BTreeSet;
+
+/// A line cut around its date: the regexes see `pre + post`, matches report all three.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TupleLine {
+    pub pre: String,
+    pub date: String,
+    pub post: String,
+}
+
+impl TupleLine {
+    /// A line without date cut.
+    pub fn plain(line: &str) -> TupleLine {
+        TupleLine {
+            pre: String::new(),
+            date: String::new(),
+            post: line.to_string(),
+        }
+    }
+
+    /// The text the regexes search (date removed).
+    pub fn text(&self) -> String {
+        format!("{}{}", self.pre, self.post)
+    }
+
+    /// The full line as logged.
+    pub fn full(&self) -> String {
+        format!("{}{}{}", self.pre, self.date, self.post)
+    }
+}
+
+/// Buffer string: searchable texts joined by `\n`, plus a trailing `\n`.
+pub fn join_buffer(lines: &[TupleLine]) -> String {
+    let mut out = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&l.pre);
+        out.push_str(&l.post);
+    }
+    out.push('\n');
+    out
+}
+
+/// Failure data: named groups (insertion ordered, None = did not participate) plus the
+/// values fail2ban keeps beside them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FailData {
+    pub groups: Vec<(String, Option<String>)>,
+    /// User names seen in an MLFID session.
+    pub users: Option<BTreeSet<String>>,
+    /// Matched lines of this failure.
+    pub matches: Option<Vec<TupleLine>>,
+    /// Lines of a session collected while it was in "nofail" state.
+    pub nofail_matches: Option<Vec<TupleLine>>,
+    /// A session match without host: the next merge turns it into a failure.
+    pub mlfpending: bool,
+}
+
+impl FailData {
+    /// Value of a group, None when absent or None.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        get_group(&self.groups, name)
+    }
+
+    /// Whether a group is present at all (even as None).
+    pub fn has(&self, name: &str) -> bool {
+        self.groups.iter().any(|(n, _)| n == name)
+    }
+
+    /// Participated and non-empty.
+    pub fn truthy(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|v| !v.is_empty())
+    }
+
+    pub fn set(&mut self, name: &str, value: Option<String>) {
+        set_group(&mut self.groups, name, value);
+    }
+
+    /// Remove a group and return its value.
+    pub fn pop(&mut self, name: &str) -> Option<String> {
+        remove_group(&mut self.groups, name)
+    }
+}
+
+pub fn get_group<'a>(groups: &'a [(String, Option<String>)], name: &str) -> Option<&'a str> {
+    groups
+        .iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v.as_deref())
+}
+
+pub fn set_group(groups: &mut Vec<(String, Option<String>)>, name: &str, value: Option<String>) {
+    match groups.iter_mut().find(|(n, _)| n == name) {
+        Some(slot) => slot.1 = value,
+        None => groups.push((name.to_string(), value)),
+    }
+}
+
+pub fn remove_group(groups: &mut Vec<(String, Option<String>)>, name: &str) -> Option<String> {
+    let pos = groups.iter().position(|(n, _)| n == name)?;
+    groups.remove(pos).1
+}
+
+/// Target of an `alt_`/`tuple_` group (`alt_user_2` → `user`, `alt_user1` → `user1`).
+fn combine_target(name: &str) -> Option<(bool, String)> {
+    if name.len() <= 4 {
+        return None;
+    }
+    let (is_alt, rest) = if let Some(r) = name.strip_prefix("alt_") {
+        (true, r)
+    } else if let Some(r) = name.strip_prefix("tuple_") {
+        (false, r)
+    } else {
+        return None;
+    };
+    let base = match rest.rsplit_once('_') {
+        Some((b, n)) if !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) => b,
+        _ => rest,
+    };
+    Some((is_alt, super::regex::tag_to_group(base)))
+}
+
+fn py_repr(v: &Option<String>) -> String {
+    match v {
+        None => "None".to_string(),
+        Some(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+    }
+}
+
+/// Apply `alt_` and `tuple_` groups (spec 2.5). Tuples are stored as their Python repr.
+pub fn combine_alt_tuple(
+    mut groups: Vec<(String, Option<String>)>,
+) -> Vec<(String, Option<String>)> {
+    let mut alts: Vec<(String, String)> = Vec::new();
+    let mut tuples: Vec<(String, String)> = Vec::new();
+    for (name, _) in &groups {
+        match combine_target(name) {
+            Some((true, target)) => alts.push((name.clone(), target)),
+            Some((false, target)) => tuples.push((name.clone(), target)),
+            None => {}
+        }
+    }
+    if alts.is_empty() && tuples.is_empty() {
+        return groups;
+    }
+    alts.sort();
+    tuples.sort();
+    for (name, target) in alts {
+        let value = get_group(&groups, &name).map(str::to_string);
+        let target_truthy = get_group(&groups, &target).is_some_and(|t| !t.is_empty());
+        if value.as_deref().is_some_and(|v| !v.is_empty()) && !target_truthy {
+            set_group(&mut groups, &target, value);
+        }
+    }
+    let mut built: Vec<(String, Vec<String>)> = Vec::new();
+    for (name, target) in tuples {
+        let value = groups
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.clone());
+        match built.iter_mut().find(|(t, _)| *t == target) {
+            Some((_, items)) => items.push(py_repr(&value)),
+            None => {
+                let current = groups
+                    .iter()
+                    .find(|(n, _)| *n == target)
+                    .and_then(|(_, v)| v.clone());
+                built.push((target, vec![py_repr(&current), py_repr(&value)]));
+            }
+        }
+    }
+    for (target, items) in built {
+        set_group(
+            &mut groups,
+            &target,
+            Some(format!("({})", items.join(", "))),
+        );
+    }
+    groups
+}
+
+/// Python `str.splitlines()` (without keepends).
+pub fn python_splitlines(text: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                lines.push(std::mem::take(&mut current));
+            }
+            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}'
+            | '\u{2029}' => lines.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        lines.push(current);
+    }
+    lines
+}

@@ -1,0 +1,609 @@
+//! Filter regexes: fail2ban tag resolution (`<HOST>`, `<F-ID>`, …) and the translation of
+//! Python `re` syntax/semantics to `fancy-regex`, compiled once with a backtrack limit.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::OnceLock;
+
+/// Backtracking steps allowed per search; crafted lines hit this instead of hanging.
+const BACKTRACK_LIMIT: usize = 200_000;
+
+const IP4: &str = r"(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})";
+const IP6: &str = r"(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|:){1,7}(?:[0-9a-fA-F]{1,4}|(?<=:):))";
+/// The `(?<=:):` tail of IP6 is always true where it stands (every repetition before it ends
+/// with `:`), so dropping the lookbehind keeps `<HOST>` regexes on the fast engine.
+const IP6_TAIL_PY: &str = r"(?:[0-9a-fA-F]{1,4}|(?<=:):))";
+const IP6_TAIL_RS: &str = r"(?:[0-9a-fA-F]{1,4}|:))";
+
+/// Errors raised while building a regex, with fail2ban's message texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegexError {
+    Empty,
+    Compile { resolved: String, message: String },
+}
+
+impl fmt::Display for RegexError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegexError::Empty => f.write_str("Cannot add empty regex"),
+            RegexError::Compile { resolved, message } => write!(
+                f,
+                "Unable to compile regular expression '{resolved}':\n{message}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RegexError {}
+
+fn addr_form() -> String {
+    format!(r"\[?(?:{IP4}|{IP6})\]?")
+}
+
+fn dns_form() -> &'static str {
+    r"(?P<dns>[\w\-.^_]*\w)"
+}
+
+/// Maps an F-tag name to its group name (`ID` → `fid`, `PORT` → `fport`).
+pub fn tag_to_group(name: &str) -> String {
+    let lower = name.to_lowercase();
+    match lower.as_str() {
+        "id" => "fid".to_string(),
+        "port" => "fport".to_string(),
+        _ => lower,
+    }
+}
+
+fn static_tag(inner: &str, usedns_no: bool) -> Option<String> {
+    Some(match inner {
+        "IP4" | "F-IP4/" => IP4.to_string(),
+        "IP6" | "F-IP6/" => IP6.to_string(),
+        "ADDR" | "F-ADDR/" => addr_form(),
+        "DNS" | "F-DNS/" => dns_form().to_string(),
+        "HOST" if usedns_no => format!("(?:{})", addr_form()),
+        "HOST" => format!("(?:{}|{})", addr_form(), dns_form()),
+        "CIDR" | "F-CIDR/" => r"(?P<cidr>\d+)".to_string(),
+        "SUBNET" | "F-SUBNET/" => format!(r"\[?(?:{IP4}|{IP6})(?:/(?P<cidr>\d+))?\]?"),
+        "F-ID/" => r"(?P<fid>\S+)".to_string(),
+        "F-PORT/" => r"(?P<fport>\w+)".to_string(),
+        _ => return None,
+    })
+}
+
+fn tag_candidate_re() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(r"</?[\w\-]+/?>").unwrap_or_else(|_| unreachable!()))
+}
+
+fn custom_tag_re() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"^(/?)F-([A-Z0-9_\-]+)$").unwrap_or_else(|_| unreachable!())
+    })
+}
+
+fn inline_flag_re() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"(^|[^\\])\((?:\?:)?(\(\?[a-z]+)\)").unwrap_or_else(|_| unreachable!())
+    })
+}
+
+/// Resolve fail2ban tags in one regex (spec 2.1–2.3, 2.6). `usedns` is the filter's value;
+/// only `no` restricts `<HOST>` to addresses.
+pub fn resolve_tags(regex: &str, usedns: &str) -> String {
+    let usedns_no = usedns == "no";
+    let mut opened: HashSet<String> = HashSet::new();
+    let mut skiplines = 0usize;
+    let mut out = String::with_capacity(regex.len() * 2);
+    let mut last = 0;
+    for m in tag_candidate_re().find_iter(regex) {
+        out.push_str(&regex[last..m.start()]);
+        last = m.end();
+        let tag = m.as_str();
+        let inner = &tag[1..tag.len() - 1];
+        if inner == "SKIPLINES" {
+            out.push_str(&format!(r"\n(?P<skiplines{skiplines}>(?:(?:.*\n)*?))"));
+            skiplines += 1;
+            continue;
+        }
+        if let Some(text) = static_tag(inner, usedns_no) {
+            out.push_str(&text);
+            continue;
+        }
+        if let Some(caps) = custom_tag_re().captures(inner) {
+            let closing = !caps[1].is_empty();
+            let name = caps[2].to_string();
+            if closing {
+                out.push_str(if opened.contains(&name) { ")" } else { tag });
+            } else {
+                out.push_str(&format!("(?P<{}>", tag_to_group(&name)));
+                opened.insert(name);
+            }
+            continue;
+        }
+        out.push_str(tag);
+    }
+    out.push_str(&regex[last..]);
+    // Python >= 3.11 rejects mid-pattern global flags; fail2ban scopes `((?i)X)`/`(?:(?i)X)`.
+    inline_flag_re().replace_all(&out, "$1$2:").into_owned()
+}
+
+/// How `^`/`$` must behave, i.e. how Python would compile and use the regex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchors {
+    /// Python MULTILINE (failregexes with maxlines > 1).
+    Multiline,
+    /// No MULTILINE, searched in a buffer that holds exactly one `\n`, at its end.
+    SingleLineBuffer,
+    /// No MULTILINE, buffer may hold several lines.
+    AnyBuffer,
+    /// Date templates: searched in a bare line without newline; `$` is the line end.
+    BareLine,
+}
+
+fn err(resolved: &str, message: impl Into<String>) -> RegexError {
+    RegexError::Compile {
+        resolved: resolved.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Translate a resolved Python pattern into fancy-regex syntax with identical semantics
+/// (spec 11.3). Rejects constructs Python rejects.
+pub fn translate(py: &str, anchors: Anchors) -> Result<String, RegexError> {
+    let src = py.replace(IP6_TAIL_PY, IP6_TAIL_RS);
+    let chars: Vec<char> = src.chars().collect();
+    let mut out = String::with_capacity(src.len() + 16);
+    let mut names: HashSet<String> = HashSet::new();
+    let mut group_count = 0usize;
+    let mut i = 0;
+    // A leading global flag group must stay first in the output, before our own `(?m)`.
+    if chars.first() == Some(&'(') && chars.get(1) == Some(&'?') {
+        let mut j = 2;
+        while j < chars.len() && chars[j].is_ascii_lowercase() {
+            j += 1;
+        }
+        if j > 2 && chars.get(j) == Some(&')') {
+            let flags: String = chars[2..j].iter().collect();
+            if flags.chars().any(|c| !"imsxu".contains(c)) {
+                return Err(err(py, format!("unknown flag in (?{flags})")));
+            }
+            // Rust has no `u` flag: Unicode is always on.
+            let kept: String = flags.chars().filter(|c| *c != 'u').collect();
+            if !kept.is_empty() {
+                out.push_str(&format!("(?{kept})"));
+            }
+            i = j + 1;
+        }
+    }
+    if matches!(anchors, Anchors::Multiline | Anchors::SingleLineBuffer) {
+        out.push_str("(?m)");
+    }
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\\' => {
+                let Some(&n) = chars.get(i + 1) else {
+                    return Err(err(py, "bad escape (end of pattern)"));
+                };
+                i += 2;
+                match n {
+                    '<' => out.push('<'),
+                    '>' => out.push('>'),
+                    'Z' => out.push_str(r"\z"),
+                    '0' => {
+                        // Python octal escape: up to two more octal digits.
+                        let mut value = 0u32;
+                        let mut k = 0;
+                        while k < 2 && i < chars.len() && ('0'..='7').contains(&chars[i]) {
+                            value = value * 8 + chars[i].to_digit(8).unwrap_or(0);
+                            i += 1;
+                            k += 1;
+                        }
+                        out.push_str(&format!(r"\x{{{value:x}}}"));
+                    }
+                    '1'..='9' => {
+                        let mut num = n.to_digit(10).unwrap_or(0) as usize;
+                        if let Some(d) = chars.get(i).and_then(|c| c.to_digit(10)) {
+                            num = num * 10 + d as usize;
+                            i += 1;
+                        }
+                        if num > group_count {
+                            return Err(err(py, format!("invalid group reference {num}")));
+                        }
+                        out.push_str(&format!(r"\{num}"));
+                    }
+                    'e' | 'h' | 'G' | 'K' | 'R' | 'O' | 'p' | 'P' | 'X' | 'C' | 'H' | 'V' | 'y'
+                    | 'Y' | 'o' | 'k' | 'g' => {
+                        return Err(err(py, format!("bad escape \\{n}")));
+                    }
+                    'N' => return Err(err(py, r"\N{...} escapes are not supported")),
+                    _ => {
+                        out.push('\\');
+                        out.push(n);
+                    }
+                }
+            }
+            '[' => {
+                i = translate_class(&chars, i, &mut out);
+            }
+            '(' => {
+                if chars.get(i + 1) == Some(&'?') {
+                    let rest: String = chars[i + 2..chars.len().min(i + 2 + 64)].iter().collect();
+                    if let Some(tail) = rest.strip_prefix("P<") {
+                        let name: String = tail.chars().take_while(|c| *c != '>').collect();
+                        check_group_name(py, &name, &mut names)?;
+                        group_count += 1;
+                        out.push_str("(?P<");
+                        out.push_str(&name);
+                        out.push('>');
+                        i += 4 + name.chars().count() + 1;
+                        continue;
+                    }
+                    if rest.starts_with('<') && !rest.starts_with("<=") && !rest.starts_with("<!") {
+                        return Err(err(py, "unknown extension ?<"));
+                    }
+                    if rest.starts_with("<=") || rest.starts_with("<!") {
+                        check_fixed_lookbehind(py, &chars, i + 4)?;
+                    }
+                    if let Some(tail) = rest.strip_prefix('(') {
+                        let name: String = tail.chars().take_while(|c| *c != ')').collect();
+                        if !name.is_empty() && !name.chars().all(|c| c.is_ascii_digit()) {
+                            out.push_str(&format!("(?(<{name}>)"));
+                            i += 3 + name.chars().count() + 1;
+                            continue;
+                        }
+                    }
+                    let flags: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphabetic())
+                        .collect();
+                    if !flags.is_empty() && rest[flags.len()..].starts_with(')') {
+                        return Err(err(py, "global flags not at the start of the expression"));
+                    }
+                    out.push_str("(?");
+                    i += 2;
+                } else {
+                    group_count += 1;
+                    out.push('(');
+                    i += 1;
+                }
+            }
+            '$' => {
+                match anchors {
+                    Anchors::AnyBuffer => out.push_str(r"(?=\n?\z)"),
+                    _ => out.push('$'),
+                }
+                i += 1;
+            }
+            '^' => {
+                match anchors {
+                    Anchors::SingleLineBuffer => out.push_str(r"\A"),
+                    _ => out.push('^'),
+                }
+                i += 1;
+            }
+            '{' => {
+                // `{,n}` means `{0,n}` in Python; reject reversed bounds like Python does.
+                let rest: String = chars[i + 1..chars.len().min(i + 24)].iter().collect();
+                if let Some(end) = rest.find('}') {
+                    let body = &rest[..end];
+                    if let Some((lo, hi)) = body.split_once(',') {
+                        let lo_ok = lo.chars().all(|c| c.is_ascii_digit());
+                        let hi_ok = hi.chars().all(|c| c.is_ascii_digit());
+                        if lo_ok && hi_ok {
+                            if let (Ok(a), Ok(b)) = (lo.parse::<u64>(), hi.parse::<u64>()) {
+                                if a > b {
+                                    return Err(err(py, "min repeat greater than max repeat"));
+                                }
+                            }
+                            let lo = if lo.is_empty() { "0" } else { lo };
+                            out.push_str(&format!("{{{lo},{hi}}}"));
+                            i += 1 + end + 1;
+                            continue;
+                        }
+                    }
+                }
+                out.push('{');
+                i += 1;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_group_name(py: &str, name: &str, names: &mut HashSet<String>) -> Result<(), RegexError> {
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+    if !valid {
+        return Err(err(py, format!("bad character in group name '{name}'")));
+    }
+    if !names.insert(name.to_string()) {
+        return Err(err(py, format!("redefinition of group name '{name}'")));
+    }
+    Ok(())
+}
+
+/// Python only allows fixed-width lookbehind; approximate by rejecting quantifiers and
+/// alternatives of different lengths is beyond scope, so reject any quantifier inside.
+fn check_fixed_lookbehind(py: &str, chars: &[char], start: usize) -> Result<(), RegexError> {
+    let mut depth = 1;
+    let mut i = start;
+    while i < chars.len() && depth > 0 {
+        match chars[i] {
+            '\\' => i += 1,
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            '*' | '+' | '?' if depth > 0 && i > start && chars[i - 1] != '(' => {
+                return Err(err(py, "look-behind requires fixed-width pattern"));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Copy one Python character class starting at `chars[start] == '['`; returns the index
+/// after it. `[` inside is literal in Python, set operators do not exist there.
+fn translate_class(chars: &[char], start: usize, out: &mut String) -> usize {
+    let mut i = start + 1;
+    out.push('[');
+    if chars.get(i) == Some(&'^') {
+        out.push('^');
+        i += 1;
+    }
+    if chars.get(i) == Some(&']') {
+        out.push_str(r"\]");
+        i += 1;
+    }
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            ']' => {
+                out.push(']');
+                return i + 1;
+            }
+            '\\' => {
+                if let Some(&n) = chars.get(i + 1) {
+                    match n {
+                        '0' => out.push_str(r"\x00"),
+                        _ => {
+                            out.push('\\');
+                            out.push(n);
+                        }
+                    }
+                    i += 2;
+                } else {
+                    i += 1;
+                }
+            }
+            '[' => {
+                out.push_str(r"\[");
+                i += 1;
+            }
+            '&' | '~' => {
+                out.push('\\');
+                out.push(c);
+                i += 1;
+            }
+            '-' if chars.get(i + 1) == Some(&'-') => {
+                out.push_str(r"\-");
+                i += 1;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    // Unterminated class: let the compiler report it.
+    i
+}
+
+/// One compiled filter regex with its original, resolved and translated texts.
+#[derive(Debug, Clone)]
+pub struct FilterRegex {
+    pub original: String,
+    pub resolved: String,
+    pub translated: String,
+    regex: fancy_regex::Regex,
+    /// Named groups in definition order.
+    names: Vec<(usize, String)>,
+}
+
+/// A successful search: span and every named group (None when it did not participate).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegexMatch {
+    pub start: usize,
+    pub end: usize,
+    pub groups: Vec<(String, Option<String>)>,
+}
+
+impl RegexMatch {
+    /// Value of a named group, None when absent or not participating.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.groups
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
+impl FilterRegex {
+    /// Resolve tags, translate and compile.
+    pub fn new(original: &str, usedns: &str, anchors: Anchors) -> Result<FilterRegex, RegexError> {
+        let resolved = resolve_tags(original, usedns);
+        Self::from_resolved(original, resolved, anchors)
+    }
+
+    /// Translate and compile an already resolved Python pattern (used by date templates).
+    pub fn from_resolved(
+        original: &str,
+        resolved: String,
+        anchors: Anchors,
+    ) -> Result<FilterRegex, RegexError> {
+        if resolved.trim().is_empty() {
+            return Err(RegexError::Empty);
+        }
+        let translated = translate(&resolved, anchors)?;
+        let regex = fancy_regex::RegexBuilder::new(&translated)
+            .backtrack_limit(BACKTRACK_LIMIT)
+            .build()
+            .map_err(|e| err(&resolved, e.to_string()))?;
+        let names = regex
+            .capture_names()
+            .enumerate()
+            .filter_map(|(i, n)| n.map(|n| (i, n.to_string())))
+            .collect();
+        Ok(FilterRegex {
+            original: original.to_string(),
+            resolved,
+            translated,
+            regex,
+            names,
+        })
+    }
+
+    /// True if the regex defines the named group.
+    pub fn has_group(&self, name: &str) -> bool {
+        self.names.iter().any(|(_, n)| n == name)
+    }
+
+    /// Names of all named groups, in definition order.
+    pub fn group_names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|(_, n)| n.as_str())
+    }
+
+    /// Unanchored leftmost search (Python `re.search`). A search that exceeds the backtrack
+    /// limit counts as no match.
+    pub fn search(&self, text: &str) -> Option<RegexMatch> {
+        let caps = self.regex.captures(text).ok()??;
+        let whole = caps.get(0)?;
+        let groups = self
+            .names
+            .iter()
+            .map(|(i, n)| (n.clone(), caps.get(*i).map(|m| m.as_str().to_string())))
+            .collect();
+        Some(RegexMatch {
+            start: whole.start(),
+            end: whole.end(),
+            groups,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(p: &str) -> FilterRegex {
+        FilterRegex::new(p, "warn", Anchors::SingleLineBuffer).expect("test regex compiles")
+    }
+
+    #[test]
+    fn host_depends_on_usedns() {
+        let addr = resolve_tags("<ADDR>", "no");
+        assert_eq!(resolve_tags("<HOST>", "no"), format!("(?:{addr})"));
+        for mode in ["yes", "warn", "raw"] {
+            assert!(resolve_tags("<HOST>", mode).contains("(?P<dns>"));
+        }
+    }
+
+    #[test]
+    fn custom_tags() {
+        assert_eq!(resolve_tags("a</F-USER>b", "no"), "a</F-USER>b");
+        assert_eq!(resolve_tags("<F-user>", "no"), "<F-user>");
+        assert_eq!(resolve_tags("<F-USER/>", "no"), "<F-USER/>");
+        assert_eq!(resolve_tags("<F-ID/>", "no"), r"(?P<fid>\S+)");
+        assert_eq!(resolve_tags("<F-USER>x</F-USER>", "no"), "(?P<user>x)");
+        assert_eq!(resolve_tags("<F-PORT>x</F-PORT>", "no"), "(?P<fport>x)");
+        assert_eq!(resolve_tags("<br> <mail.x>", "no"), "<br> <mail.x>");
+        assert_eq!(
+            resolve_tags("<SKIPLINES>a<SKIPLINES>", "no"),
+            r"\n(?P<skiplines0>(?:(?:.*\n)*?))a\n(?P<skiplines1>(?:(?:.*\n)*?))"
+        );
+    }
+
+    #[test]
+    fn duplicate_and_bad_names_are_errors() {
+        assert!(FilterRegex::new("<HOST> <HOST>", "no", Anchors::SingleLineBuffer).is_err());
+        assert!(FilterRegex::new("<F-A-B>x</F-A-B>", "no", Anchors::SingleLineBuffer).is_err());
+        assert!(FilterRegex::new("(?<n>x)", "no", Anchors::SingleLineBuffer).is_err());
+        assert!(FilterRegex::new(r"\1(a)", "no", Anchors::SingleLineBuffer).is_err());
+        assert!(FilterRegex::new("x{2,1}", "no", Anchors::SingleLineBuffer).is_err());
+        assert_eq!(
+            FilterRegex::new("  ", "no", Anchors::SingleLineBuffer).err(),
+            Some(RegexError::Empty)
+        );
+    }
+
+    #[test]
+    fn alt_suffix_only_after_underscore() {
+        let re = single("x <F-ALT_USER1>a</F-ALT_USER1>");
+        assert!(re.has_group("alt_user1"));
+    }
+
+    #[test]
+    fn inline_flags() {
+        assert!(single("((?i)abc)").search("ABC\n").is_some());
+        assert!(single("(?:(?i)expn|vrfy)").search("EXPN\n").is_some());
+        assert!(FilterRegex::new("a(?i)b", "no", Anchors::SingleLineBuffer).is_err());
+        assert!(single("(?i)abc").search("xABC\n").is_some());
+    }
+
+    #[test]
+    fn anchors_follow_python() {
+        assert!(single("foo$").search("foo\n").is_some());
+        assert!(single(r"^\s*$").search("abc\n").is_none());
+        assert!(single(r"a\Z").search("a\n").is_none());
+        assert!(single(r"^a$").search("a\n").is_some());
+        let m = single(": (?P<u>[^:]+)$").search("user: bob\n");
+        assert_eq!(
+            m.and_then(|m| m.get("u").map(str::to_string)),
+            Some("bob\n".into())
+        );
+        let any = FilterRegex::new("foo$", "no", Anchors::AnyBuffer).expect("compiles");
+        assert!(any.search("foo\n").is_some());
+        assert!(any.search("foo\nbar\n").is_none());
+        let multi = FilterRegex::new("^bar$", "no", Anchors::Multiline).expect("compiles");
+        assert!(multi.search("foo\nbar\n").is_some());
+    }
+
+    #[test]
+    fn python_syntax_translations() {
+        let m = single("(?P<x>a)?(?(x)b|c)")
+            .search("ac\n")
+            .expect("matches");
+        assert_eq!(&"ac\n"[m.start..m.end], "c");
+        assert!(single(r"[^[]*\[").search("ab[\n").is_some());
+        assert!(single(r"x\<?y").search("x<y\n").is_some());
+        assert!(single(r"[]a]+").search("]a\n").is_some());
+        assert!(single(r"a{,2}b").search("aab\n").is_some());
+        assert!(single(r"[a&&b]").search("&\n").is_some());
+    }
+
+    #[test]
+    fn host_tag_matches_addresses() {
+        let re = single("from <HOST>$");
+        let m = re.search("from 192.0.2.1\n").expect("ipv4");
+        assert_eq!(m.get("ip4"), Some("192.0.2.1"));
+        let m = re.search("from [2001:db8::1]\n").expect("ipv6");
+        assert_eq!(m.get("ip6"), Some("2001:db8::1"));
+        let m = re.search("from ::ffff:192.0.2.1\n").expect("mapped");
+        assert_eq!(m.get("ip4"), Some("192.0.2.1"));
+        let m = re.search("from example.com\n").expect("dns");
+        assert_eq!(m.get("dns"), Some("example.com"));
+        assert_eq!(m.get("ip4"), None);
+        let re = FilterRegex::new("from <HOST>$", "no", Anchors::SingleLineBuffer).expect("ok");
+        assert!(re.search("from example.com\n").is_none());
+    }
+}

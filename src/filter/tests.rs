@@ -1,0 +1,244 @@
+//! Engine tests from spec sections 3–5.
+
+use super::*;
+
+fn opts(pref: Option<&str>, fail: &[&str], ignore: &[&str], maxlines: usize) -> FilterOptions {
+    FilterOptions {
+        prefregex: pref.map(str::to_string),
+        failregex: fail.iter().map(|s| s.to_string()).collect(),
+        ignoreregex: ignore.iter().map(|s| s.to_string()).collect(),
+        maxlines,
+        usedns: "no".into(),
+        ..FilterOptions::default()
+    }
+}
+
+fn sample_mode() -> Mode {
+    Mode {
+        check_all_regex: true,
+        ignore_pending: false,
+        return_raw_host: true,
+        check_find_time: false,
+    }
+}
+
+fn ids(r: &LineResult) -> Vec<String> {
+    r.failures
+        .iter()
+        .map(|f| f.id.as_ref().map_or("None".to_string(), |i| i.to_string()))
+        .collect()
+}
+
+#[test]
+fn simple_host_match() {
+    let mut f = Filter::new(&opts(None, &["^fail from <HOST>$"], &[], 1), Mode::server()).unwrap();
+    let r = f.process_with_cut("fail from 192.0.2.1", None, 100.0);
+    assert_eq!(ids(&r), ["192.0.2.1"]);
+    assert_eq!(r.failures[0].time, Some(100.0));
+    assert!(f
+        .process_with_cut("ok from 192.0.2.1", None, 100.0)
+        .failures
+        .is_empty());
+}
+
+#[test]
+fn date_cut_is_removed_from_buffer() {
+    let mut f = Filter::new(
+        &opts(None, &[r"^\[\] host d\[1\]: x <HOST>$"], &[], 1),
+        sample_mode(),
+    )
+    .unwrap();
+    let line = "[Jun 21 16:55:03] host d[1]: x 1.2.3.4";
+    let cut = DateCut {
+        start: 1,
+        end: 16,
+        time: Some(5.0),
+    };
+    let r = f.process_with_cut(line, Some(cut), 10.0);
+    assert_eq!(ids(&r), ["1.2.3.4"]);
+    assert_eq!(r.failures[0].matches(), [line]);
+    assert_eq!(r.failures[0].time, Some(5.0));
+}
+
+#[test]
+fn fid_with_host_gives_complex_id() {
+    let mut f = Filter::new(
+        &opts(None, &["<F-ID>sess42</F-ID> from <HOST>"], &[], 1),
+        Mode::server(),
+    )
+    .unwrap();
+    let r = f.process_with_cut("sess42 from 192.0.2.9", None, 0.0);
+    assert_eq!(ids(&r), ["sess42"]);
+    assert_eq!(r.failures[0].data.get("ip"), Some("192.0.2.9"));
+}
+
+#[test]
+fn subnet_tag() {
+    let mut f = Filter::new(&opts(None, &["net <SUBNET>"], &[], 1), Mode::server()).unwrap();
+    let r = f.process_with_cut("net 192.0.2.77/24", None, 0.0);
+    assert_eq!(ids(&r), ["192.0.2.0/24"]);
+}
+
+#[test]
+fn prefregex_content_and_ignore_visibility() {
+    let pref = "^x: <F-CONTENT>.+</F-CONTENT>$";
+    let mut f = Filter::new(
+        &opts(Some(pref), &["^fail <HOST>$"], &["^x:"], 1),
+        sample_mode(),
+    )
+    .unwrap();
+    let r = f.process_with_cut("x: fail 1.2.3.4", None, 0.0);
+    assert_eq!(ids(&r), ["1.2.3.4"]);
+    assert!(r.ignored.is_empty(), "post-check sees only the content");
+    assert_eq!(r.failures[0].matches(), ["x: fail 1.2.3.4"]);
+    let many = ["^fail <HOST>$", "^a <HOST>", "^b <HOST>", "^c <HOST>"];
+    let mut f = Filter::new(&opts(Some(pref), &many, &["^x:"], 1), sample_mode()).unwrap();
+    let r = f.process_with_cut("x: fail 1.2.3.4", None, 0.0);
+    assert!(r.failures.is_empty());
+    assert_eq!(r.ignored, [0]);
+}
+
+#[test]
+fn first_regex_wins_without_check_all() {
+    let o = opts(None, &["a <HOST>", "a <HOST>$"], &[], 1);
+    let mut f = Filter::new(&o, Mode::server()).unwrap();
+    let r = f.process_with_cut("a 1.2.3.4", None, 0.0);
+    assert_eq!(r.failures.len(), 1);
+    assert_eq!(r.failures[0].regex_index, 0);
+    let mut f = Filter::new(&o, sample_mode()).unwrap();
+    assert_eq!(f.process_with_cut("a 1.2.3.4", None, 0.0).failures.len(), 2);
+}
+
+#[test]
+fn failregex_without_id_group_is_rejected() {
+    let e = Filter::new(&opts(None, &["literal"], &[], 1), Mode::server()).err();
+    assert_eq!(e, Some(FilterError::NoFailureIdGroup("literal".into())));
+    assert!(Filter::new(
+        &opts(Some("^<F-MLFID>x</F-MLFID>"), &["literal"], &[], 1),
+        Mode::server()
+    )
+    .is_ok());
+}
+
+#[test]
+fn skiplines_multiline() {
+    let re = r"^c(?P<c>\d+) open <HOST><SKIPLINES>c(?P=c) fail$";
+    let mut f = Filter::new(&opts(None, &[re], &[], 3), sample_mode()).unwrap();
+    assert!(f
+        .process_with_cut("c5 open 1.2.3.4", None, 0.0)
+        .failures
+        .is_empty());
+    assert!(f.process_with_cut("noise", None, 0.0).failures.is_empty());
+    let r = f.process_with_cut("c5 fail", None, 0.0);
+    assert_eq!(ids(&r), ["1.2.3.4"]);
+    assert_eq!(r.failures[0].matches(), ["c5 open 1.2.3.4", "c5 fail"]);
+    assert_eq!(f.buffer, [TupleLine::plain("noise")]);
+}
+
+#[test]
+fn mlfid_nofail_then_failure() {
+    let pref = r"^(?P<mlfid>s\d+): <F-CONTENT>.+</F-CONTENT>$";
+    let fails = [
+        r"^Failed (?:<F-NOFAIL>publickey</F-NOFAIL>|password) for \S+ from <HOST>$",
+        r"^Too many failures$",
+        r"^Closed by <HOST><F-MLFFORGET><F-NOFAIL></F-NOFAIL></F-MLFFORGET>$",
+    ];
+    let mut f = Filter::new(&opts(Some(pref), &fails, &[], 1), Mode::server()).unwrap();
+    assert!(f
+        .process_with_cut("s1: Failed publickey for git from 192.0.2.111", None, 0.0)
+        .failures
+        .is_empty());
+    assert!(f
+        .process_with_cut("s1: Failed publickey for git from 192.0.2.111", None, 0.0)
+        .failures
+        .is_empty());
+    let r = f.process_with_cut("s1: Too many failures", None, 0.0);
+    assert_eq!(ids(&r), ["192.0.2.111"]);
+    assert_eq!(r.failures[0].matches().len(), 3);
+    // A session with only nofail lines never fails.
+    assert!(f
+        .process_with_cut("s2: Failed publickey for x from 192.0.2.5", None, 0.0)
+        .failures
+        .is_empty());
+    assert!(f
+        .process_with_cut("s2: Failed publickey for x from 192.0.2.5", None, 0.0)
+        .failures
+        .is_empty());
+}
+
+#[test]
+fn mlfid_pending_then_host() {
+    let pref = r"^(?P<mlfid>s\d+): <F-CONTENT>.+</F-CONTENT>$";
+    let fails = [r"^auth failed$", r"^from <HOST>$"];
+    let mut f = Filter::new(&opts(Some(pref), &fails, &[], 1), Mode::server()).unwrap();
+    assert!(f
+        .process_with_cut("s1: auth failed", None, 0.0)
+        .failures
+        .is_empty());
+    let r = f.process_with_cut("s1: from 192.0.2.7", None, 0.0);
+    assert_eq!(ids(&r), ["192.0.2.7"]);
+    assert_eq!(r.failures[0].matches().len(), 2);
+    let mut f = Filter::new(&opts(Some(pref), &fails, &[], 1), sample_mode()).unwrap();
+    assert_eq!(
+        ids(&f.process_with_cut("s1: auth failed", None, 0.0)),
+        ["None"]
+    );
+}
+
+#[test]
+fn time_fallbacks() {
+    let mut f = Filter::new(&opts(None, &["x <HOST>"], &[], 1), sample_mode()).unwrap();
+    let r = f.process_with_cut("x 1.2.3.4", None, 1000.0);
+    assert_eq!(r.failures[0].time, None);
+    let cut = DateCut {
+        start: 0,
+        end: 4,
+        time: Some(990.0),
+    };
+    f.process_with_cut("DATE y", Some(cut), 1000.0);
+    // Unparsable date right after: last date reused and the whole line searched.
+    let bad = DateCut {
+        start: 0,
+        end: 4,
+        time: None,
+    };
+    let r = f.process_with_cut("BAD! x 1.2.3.4", Some(bad), 1000.0);
+    assert_eq!(r.failures[0].time, Some(990.0));
+    assert_eq!(r.failures[0].matches(), ["DATEBAD! x 1.2.3.4"]);
+}
+
+#[test]
+fn stream_commands() {
+    use crate::config::Value;
+    let s = |t: &str| Value::Str(t.to_string());
+    let stream = vec![
+        vec![s("set"), s("j"), s("usedns"), s("no")],
+        vec![s("set"), s("j"), s("maxlines"), Value::Int(3)],
+        vec![
+            s("multi-set"),
+            s("j"),
+            s("addfailregex"),
+            Value::List(vec![s("a <HOST>"), s("b <HOST>")]),
+        ],
+        vec![s("set"), s("j"), s("addignoreregex"), s("ign")],
+        vec![s("set"), s("j"), s("datepattern"), s("{^LN-BEG}")],
+        vec![s("set"), s("j"), s("bantime"), s("10")],
+    ];
+    let o = FilterOptions::from_stream(&stream);
+    assert_eq!(o.usedns, "no");
+    assert_eq!(o.maxlines, 3);
+    assert_eq!(o.failregex, ["a <HOST>", "b <HOST>"]);
+    assert_eq!(o.ignoreregex, ["ign"]);
+    assert_eq!(o.datepattern.as_deref(), Some("{^LN-BEG}"));
+    assert!(!FilterOptions::default().apply(&stream[5]));
+}
+
+#[test]
+fn hostile_lines() {
+    let mut f = Filter::new(&opts(None, &["^(a+)+x <HOST>$"], &[], 1), Mode::server()).unwrap();
+    let long = "a".repeat(1 << 20);
+    let r = f.process_with_cut(&long, None, 0.0);
+    assert!(r.truncated && r.failures.is_empty());
+    let r = f.process_with_cut("a\0\u{fffd} x 1.2.3.4", None, 0.0);
+    assert!(r.failures.is_empty());
+}
