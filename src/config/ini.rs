@@ -241,8 +241,7 @@ fn expand_includes(
     for f in files {
         expanded.push(f.clone());
         let local = local_companion(f);
-        if f.extension().is_some_and(|e| e == "conf") && !files.contains(&local) && local.is_file()
-        {
+        if !files.contains(&local) && local.is_file() {
             expanded.push(local);
         }
     }

@@ -1,0 +1,169 @@
+//! `ironban regex-check` argument forms, errors, machine output and hostile input.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn shared_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fail2ban-upstream/config")
+}
+
+fn regex_check(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ironban"))
+        .env("TZ", "UTC")
+        .arg("-c")
+        .arg(shared_config())
+        .arg("regex-check")
+        .args(args)
+        .output()
+        .expect("run ironban regex-check")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn temp_log(name: &str, body: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ironban-regexcheck-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    let mut file = std::fs::File::create(&path).expect("temp log");
+    file.write_all(body).expect("write temp log");
+    path
+}
+
+const FAILED: &str =
+    "Jan 12 10:00:01 host sshd[1]: Failed password for root from 192.0.2.7 port 22 ssh2";
+
+#[test]
+fn missing_regex_argument_exits_255_with_fail2ban_message() {
+    let out = regex_check(&["only-a-log"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR: provide both <LOG> and <REGEX>."));
+}
+
+#[test]
+fn print_no_and_all_are_mutually_exclusive() {
+    let out = regex_check(&["--print-no-missed", "--print-all-missed", FAILED, "sshd"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("--print-no-missed and --print-all-missed are mutually exclusive"));
+}
+
+#[test]
+fn literal_regex_without_failure_id_is_an_error() {
+    let out = regex_check(&[FAILED, "Failed password"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stdout(&out).contains("ERROR: No failure-id group in 'Failed password'"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn literal_line_and_regex_report() {
+    let out = regex_check(&[FAILED, r"Failed \S+ for <F-USER>\S+</F-USER> from <HOST>"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(
+        text.contains("Use   failregex line : Failed \\S+ for <F-USER>\\S+</F-USER> from <HOST>\n")
+    );
+    assert!(text.contains(
+        "Use      single line : Jan 12 10:00:01 host sshd[1]: Failed password for ...\n"
+    ));
+    assert!(
+        text.contains("\nLines: 1 lines, 0 ignored, 1 matched, 0 missed\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn third_argument_replaces_ignoreregex() {
+    let out = regex_check(&[FAILED, "sshd", "for root from"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("Use ignoreregex line : for root from\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nIgnoreregex: 1 total\n"), "{text}");
+    assert!(
+        text.contains("1 lines, 1 ignored, 0 matched, 0 missed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unterminated_last_line_is_not_counted_and_comments_are_skipped() {
+    let body = format!("# a comment\n\n{FAILED}\n{FAILED}");
+    let log = temp_log("unterminated.log", body.as_bytes());
+    let out = regex_check(&[log.to_str().expect("utf-8 path"), "sshd"]);
+    assert!(
+        stdout(&out).contains("\nLines: 1 lines, 0 ignored, 1 matched, 0 missed\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn out_id_invert_prints_an_empty_line_per_line_without_failure() {
+    let body = format!("{FAILED}\nJan 12 10:00:02 host sshd[1]: Server listening\nJan 12 10:00:03 host cron[2]: x\n");
+    let log = temp_log("invert.log", body.as_bytes());
+    let path = log.to_str().expect("utf-8 path");
+    let inverted = regex_check(&["-o", "id", "-i", path, "sshd"]);
+    assert_eq!(stdout(&inverted), "\n\n");
+    let ids = regex_check(&["-o", "id", path, "sshd"]);
+    assert_eq!(stdout(&ids), "192.0.2.7\n");
+    let row = regex_check(&["-o", "row", path, "sshd"]);
+    assert!(
+        stdout(&row).starts_with("['192.0.2.7',\t"),
+        "{}",
+        stdout(&row)
+    );
+    assert!(
+        stdout(&row).contains(".0,\t{"),
+        "float time: {}",
+        stdout(&row)
+    );
+}
+
+#[test]
+fn json_is_the_only_stdout_and_inherits_the_session_address() {
+    // OpenSMTPD: only the "connected" line names the address; the failure two lines later
+    // gets it through the session id (MLFID).
+    let filter = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/filter.d/opensmtpd.conf");
+    let body = "Mar  1 00:00:02 mail smtpd[40005]: 1a2e91e0b209cdcb smtp connected address=2001:db8::7 host=unknown\n\
+                Mar  1 00:00:03 mail smtpd[40006]: 0000000000000001 smtp connected address=192.0.2.9 host=unknown\n\
+                Mar  1 00:00:04 mail smtpd[40005]: 1a2e91e0b209cdcb smtp authentication user=admin result=permfail\n\
+                Mar  1 00:00:05 mail smtpd[40005]: 1a2e91e0b209cdcb smtp disconnected reason=quit\n";
+    let log = temp_log("opensmtpd.log", body.as_bytes());
+    let out = regex_check(&[
+        "--json",
+        log.to_str().expect("utf-8 path"),
+        filter.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("JSON line");
+    assert_eq!(v["line"], 3);
+    assert_eq!(v["ip"], "2001:db8::7");
+    assert_eq!(v["user"], "admin");
+    assert_eq!(v["captures"]["mlfid"], "1a2e91e0b209cdcb");
+}
+
+#[test]
+fn hostile_lines_are_counted_not_fatal() {
+    let mut body = Vec::new();
+    body.extend_from_slice(b"Jan 12 10:00:01 host sshd[1]: Failed password for ");
+    body.extend(std::iter::repeat_n(b'a', 200_000));
+    body.extend_from_slice(b" from 192.0.2.7 port 22 ssh2\n");
+    body.extend_from_slice(b"Jan 12 10:00:02 host sshd[1]: \xff\xfe invalid utf-8\n");
+    let log = temp_log("hostile.log", &body);
+    let out = regex_check(&[log.to_str().expect("utf-8 path"), "sshd"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.contains("\nLines: 2 lines, "), "{text}");
+    assert!(text.contains("\nHostile lines: 1 "), "{text}");
+}
