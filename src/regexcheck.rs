@@ -320,7 +320,15 @@ impl Checker {
         now: f64,
         sink: &mut impl Write,
     ) -> io::Result<()> {
-        let result = self.filter.process_line(line, now);
+        // The filter's date cut comes from our own detector, which counts template hits.
+        let cut = self.dates.lock().ok().and_then(|mut detector| {
+            detector.find(line, now).map(|m| filter::DateCut {
+                start: m.start,
+                end: m.end,
+                time: m.time,
+            })
+        });
+        let result = self.filter.process_with_cut(line, cut, now);
         if result.truncated {
             self.results.hostile += 1;
         }
@@ -620,7 +628,7 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
         return_raw_host: args.raw,
         check_find_time: false,
     };
-    let mut filter = Filter::new(&setup.options, mode)?;
+    let filter = Filter::new(&setup.options, mode)?;
     let detector = DateDetector::new(
         setup.options.datepattern.as_deref(),
         timezone,
@@ -628,15 +636,6 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
     )
     .map_err(|e| Fatal(format!("ERROR: {e}")))?;
     let dates = Arc::new(Mutex::new(detector));
-    let finder_dates = Arc::clone(&dates);
-    filter.set_date_finder(Box::new(move |line: &str, now: f64| {
-        let mut detector = finder_dates.lock().ok()?;
-        detector.find(line, now).map(|m| filter::DateCut {
-            start: m.start,
-            end: m.end,
-            time: m.time,
-        })
-    }));
 
     let path = Path::new(log);
     let is_file = path.is_file();
