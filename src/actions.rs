@@ -1162,6 +1162,40 @@ impl ActionRunner {
     }
 }
 
+/// Action state that outlives the process: the one-shot mode stores which families were
+/// started (and hold bans) so the next run neither starts them twice nor loses unbans; the
+/// daemon stops every family after a crash so restored bans are not doubled.
+impl CommandAction {
+    /// Started families and whether each holds bans.
+    pub fn family_states(&self) -> Vec<(String, bool)> {
+        self.started
+            .iter()
+            .filter(|(_, bits)| **bits & STARTED != 0)
+            .map(|(family, bits)| (family.clone(), bits & HAS_ITEMS != 0))
+            .collect()
+    }
+
+    /// Mark a family as started by an earlier run.
+    pub fn restore_family(&mut self, family: &str, has_items: bool) {
+        let bits = if has_items {
+            STARTED | HAS_ITEMS
+        } else {
+            STARTED
+        };
+        self.started.insert(family.to_string(), bits);
+    }
+
+    /// `actionstop` for every family this action can have, errors only logged: used after
+    /// an unclean shutdown, when the firewall may still hold what the dead server set up.
+    pub fn stop_every_family(&mut self) {
+        let families = self.families();
+        self.started.clear();
+        if let Err(err) = self.stop_families(families) {
+            self.log(Level::Error, format!("cleanup after crash: {err}"));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

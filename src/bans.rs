@@ -938,6 +938,19 @@ fn call_function(name: &str, args: &[f64]) -> Result<f64, String> {
     }
 }
 
+/// Carrying failure counts across runs of the one-shot mode.
+impl FailManager {
+    /// The tickets still counting, in no particular order.
+    pub fn tickets(&self) -> Vec<Ticket> {
+        self.tickets.values().cloned().collect()
+    }
+
+    /// Put back a ticket saved by an earlier run.
+    pub fn restore(&mut self, ticket: Ticket) {
+        self.tickets.insert(ticket.id.clone(), ticket);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

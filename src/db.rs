@@ -793,6 +793,126 @@ pub fn run_import(conf: &Path, args: ImportArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// ironban's own state beside fail2ban's schema: which jails are running (to detect an
+/// unclean shutdown), and for the one-shot mode the started action families and the
+/// failures still counting between runs.
+const IRONBAN_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS ironban_running(jail TEXT NOT NULL PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS ironban_action_families(jail TEXT NOT NULL, action TEXT NOT NULL, family TEXT NOT NULL, has_items INTEGER NOT NULL, PRIMARY KEY(jail, action, family));
+CREATE TABLE IF NOT EXISTS ironban_failures(jail TEXT NOT NULL, id TEXT NOT NULL, ticket JSON NOT NULL, PRIMARY KEY(jail, id));
+";
+
+impl Db {
+    fn ironban_schema(&self) -> anyhow::Result<()> {
+        self.conn.execute_batch(IRONBAN_SCHEMA)?;
+        Ok(())
+    }
+
+    /// Was the jail marked running by a server that never stopped it?
+    pub fn was_running(&self, jail: &str) -> anyhow::Result<bool> {
+        self.ironban_schema()?;
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM ironban_running WHERE jail=?", [jail], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+
+    pub fn set_running(&self, jail: &str, running: bool) -> anyhow::Result<()> {
+        self.ironban_schema()?;
+        if running {
+            self.conn.execute(
+                "INSERT OR IGNORE INTO ironban_running(jail) VALUES(?)",
+                [jail],
+            )?;
+        } else {
+            self.conn
+                .execute("DELETE FROM ironban_running WHERE jail=?", [jail])?;
+        }
+        Ok(())
+    }
+
+    /// Started action families of a jail: (action, family, has bans).
+    pub fn action_families(&self, jail: &str) -> anyhow::Result<Vec<(String, String, bool)>> {
+        self.ironban_schema()?;
+        let mut stmt = self.conn.prepare(
+            "SELECT action, family, has_items FROM ironban_action_families WHERE jail=?",
+        )?;
+        let rows = stmt.query_map([jail], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn save_action_families(
+        &mut self,
+        jail: &str,
+        states: &[(String, String, bool)],
+    ) -> anyhow::Result<()> {
+        self.ironban_schema()?;
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM ironban_action_families WHERE jail=?", [jail])?;
+        for (action, family, has_items) in states {
+            tx.execute(
+                "INSERT INTO ironban_action_families(jail, action, family, has_items) VALUES(?,?,?,?)",
+                params![jail, action, family, i64::from(*has_items)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Failure tickets saved by the previous one-shot run.
+    pub fn load_failures(&self, jail: &str) -> anyhow::Result<Vec<Ticket>> {
+        self.ironban_schema()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, ticket FROM ironban_failures WHERE jail=?")?;
+        let rows = stmt.query_map([jail], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, text) = row?;
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let mut t = Ticket::new(id, v["time"].as_f64().unwrap_or(0.0));
+            t.first_time = v["first_time"].as_f64().unwrap_or(t.time);
+            t.retry = u32::try_from(v["retry"].as_u64().unwrap_or(1)).unwrap_or(1);
+            t.failures = u32::try_from(v["failures"].as_u64().unwrap_or(1)).unwrap_or(1);
+            t.matches = v["matches"]
+                .as_array()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(t);
+        }
+        Ok(out)
+    }
+
+    pub fn save_failures(&mut self, jail: &str, tickets: &[Ticket]) -> anyhow::Result<()> {
+        self.ironban_schema()?;
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM ironban_failures WHERE jail=?", [jail])?;
+        for t in tickets {
+            let v = json!({
+                "time": t.time, "first_time": t.first_time, "retry": t.retry,
+                "failures": t.failures, "matches": t.matches,
+            });
+            tx.execute(
+                "INSERT INTO ironban_failures(jail, id, ticket) VALUES(?,?,?)",
+                params![jail, t.id, v.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1132,3 +1132,32 @@ pub fn jail_stream(
     reader.get_options(&mut loader, &mut unit, &add)?;
     reader.convert(&mut loader, true).map(Some)
 }
+
+/// `fail2ban.conf` options the server needs before anything else (spec 1.11).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EarlyOptions {
+    pub socket: String,
+    pub pidfile: String,
+}
+
+/// Read `socket` and `pidfile` from the `fail2ban` unit (`[Definition]`, `[DEFAULT]` fallback).
+pub fn early_options(conf_dir: &Path) -> Result<EarlyOptions, ConfigError> {
+    let base = base_dir(conf_dir)?;
+    let mut loader = Loader::new(&base);
+    let unit = loader
+        .unit("fail2ban")?
+        .ok_or_else(|| no_files("fail2ban", &loader.base))?;
+    let has_def = unit.has_section("Definition");
+    let get = |name: &str, default: &str| -> Result<String, ConfigError> {
+        let raw = if has_def {
+            unit.get("Definition", name, &[])?
+        } else {
+            None
+        };
+        Ok(raw.unwrap_or_else(|| default.to_string()))
+    };
+    Ok(EarlyOptions {
+        socket: get("socket", "/var/run/fail2ban/fail2ban.sock")?,
+        pidfile: get("pidfile", "/var/run/fail2ban/fail2ban.pid")?,
+    })
+}
