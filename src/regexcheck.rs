@@ -18,13 +18,11 @@ pub use report::{LineClass, LineStats, Listing, RegexStat, Results};
 /// Arguments of `ironban regex-check` (fail2ban-regex's, plus `--json`).
 #[derive(clap::Args, Debug, Default)]
 pub struct Args {
-    /// Log file path, or log text (a literal line).
-    pub log: Option<String>,
-    /// Filter name (in -c DIR/filter.d), jail name, filter file, `name[opt=val,...]`, or a
-    /// literal failregex.
-    pub regex: Option<String>,
-    /// Literal ignoreregex (replaces the filter's ignoreregexes).
-    pub ignoreregex: Option<String>,
+    /// `<LOG> <REGEX> [IGNOREREGEX]`: a log file path or log text; a filter name (in
+    /// -c DIR/filter.d), jail name, filter file, `name[opt=val,...]` or literal failregex;
+    /// an optional literal ignoreregex (replaces the filter's).
+    #[arg(value_name = "LOG REGEX [IGNOREREGEX]")]
+    pub positional: Vec<String>,
     /// Date pattern; wins over the filter's.
     #[arg(short = 'd', long)]
     pub datepattern: Option<String>,
@@ -58,14 +56,19 @@ pub struct Args {
     /// With --out: print the lines without failures instead.
     #[arg(short = 'i', long)]
     pub invert: bool,
+    /// Do not list missed lines.
     #[arg(long)]
     pub print_no_missed: bool,
+    /// Do not list ignored lines.
     #[arg(long)]
     pub print_no_ignored: bool,
+    /// List all matched lines.
     #[arg(long)]
     pub print_all_matched: bool,
+    /// List all missed lines, however many.
     #[arg(long)]
     pub print_all_missed: bool,
+    /// List all ignored lines, however many.
     #[arg(long)]
     pub print_all_ignored: bool,
     /// JSON Lines on stdout, one object per failure, and nothing else.
@@ -83,7 +86,7 @@ fn argument_errors(args: &Args) -> Vec<&'static str> {
     if args.print_no_ignored && args.print_all_ignored {
         errors.push("ERROR: --print-no-ignored and --print-all-ignored are mutually exclusive.");
     }
-    if args.log.is_none() || args.regex.is_none() {
+    if !matches!(args.positional.len(), 2 | 3) {
         errors.push("ERROR: provide both <LOG> and <REGEX>.");
     }
     errors
@@ -569,7 +572,7 @@ fn io_fatal(e: io::Error) -> Fatal {
 
 /// The whole fail2ban-regex run; report text goes to `sink` unless `--json`/`-o`.
 fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
-    let (Some(log), Some(regex)) = (args.log.as_deref(), args.regex.as_deref()) else {
+    let [log, regex, rest @ ..] = args.positional.as_slice() else {
         return Err(Fatal("ERROR: provide both <LOG> and <REGEX>.".into()));
     };
     let emit = if args.json {
@@ -602,7 +605,7 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
         setup.set_datepattern(pattern, timezone)?;
     }
     read_failregex(conf, regex, &mut setup, args)?;
-    if let Some(ignore) = &args.ignoreregex {
+    if let Some(ignore) = rest.first() {
         setup.header.push(report::use_line(
             "ignoreregex line",
             &report::shortstr(ignore),
@@ -643,6 +646,12 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
     if is_file {
         setup.header.push(report::use_line("log file", log));
         let encoding = args.encoding.as_deref().unwrap_or("UTF-8");
+        let normalized = encoding.to_ascii_lowercase().replace(['-', '_'], "");
+        if normalized != "utf8" {
+            return Err(Fatal(format!(
+                "ERROR: unsupported encoding {encoding:?}: only UTF-8 is read (invalid bytes become U+FFFD)"
+            )));
+        }
         setup.header.push(report::use_line("encoding", encoding));
     } else {
         let lines = input::text_lines(log, setup.options.maxlines);
@@ -900,14 +909,14 @@ mod tests {
     #[test]
     fn argument_checks() {
         let mut args = Args {
-            log: Some("l".into()),
+            positional: vec!["l".into()],
             ..Args::default()
         };
         assert_eq!(
             argument_errors(&args),
             ["ERROR: provide both <LOG> and <REGEX>."]
         );
-        args.regex = Some("r".into());
+        args.positional.push("r".into());
         assert!(argument_errors(&args).is_empty());
         args.print_no_missed = true;
         args.print_all_missed = true;

@@ -167,3 +167,15 @@ fn hostile_lines_are_counted_not_fatal() {
     assert!(text.contains("\nLines: 2 lines, "), "{text}");
     assert!(text.contains("\nHostile lines: 1 "), "{text}");
 }
+
+#[test]
+fn encodings_other_than_utf8_are_refused_not_misread() {
+    let log = temp_log("latin1.log", format!("{FAILED}\n").as_bytes());
+    let path = log.to_str().expect("utf-8 path");
+    let refused = regex_check(&["-e", "latin-1", path, "sshd"]);
+    assert_eq!(refused.status.code(), Some(255));
+    assert!(stdout(&refused).contains("ERROR: unsupported encoding \"latin-1\""));
+    let accepted = regex_check(&["-e", "utf-8", path, "sshd"]);
+    assert_eq!(accepted.status.code(), Some(0));
+    assert!(stdout(&accepted).contains("Use         encoding : utf-8\n"));
+}
