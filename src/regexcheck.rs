@@ -289,10 +289,17 @@ enum Emit {
     },
 }
 
+/// The date detector shared with the filter's date finder, and whether the last date found
+/// carried its own zone (fail2ban then reports an integer time).
+struct DateState {
+    detector: DateDetector,
+    last_zoned: bool,
+}
+
 /// Per-run state: the filter, its date detector, the counters.
 struct Checker {
     filter: Filter,
-    dates: Arc<Mutex<DateDetector>>,
+    dates: Arc<Mutex<DateState>>,
     results: Results,
     listing: Listing,
     emit: Emit,
@@ -303,6 +310,15 @@ fn wall_clock() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Python's repr of a time: an int when the date had a zone, else a float.
+fn py_time(t: f64, zoned: bool) -> String {
+    if zoned && t.fract() == 0.0 && t.abs() < 1e16 {
+        format!("{t:.0}")
+    } else {
+        py_float(t)
+    }
 }
 
 /// Python's float repr for whole and fractional seconds.
@@ -351,17 +367,18 @@ impl Checker {
                 return Ok(());
             }
             Emit::Out { format, invert } => {
+                let zoned = self.dates.lock().is_ok_and(|d| d.last_zoned);
                 let ignored =
                     !result.ignored.is_empty() || result.failures.iter().any(|f| f.nofail());
                 let failures: Vec<&filter::Failure> =
                     result.failures.iter().filter(|f| !f.nofail()).collect();
                 if *invert {
                     if failures.is_empty() {
-                        write_out_line(sink, format, None, line, result.time)?;
+                        write_out_line(sink, format, None, line, result.time, zoned)?;
                     }
                 } else if !ignored {
                     for failure in failures {
-                        write_out_line(sink, format, Some(failure), line, result.time)?;
+                        write_out_line(sink, format, Some(failure), line, result.time, zoned)?;
                     }
                 }
                 return Ok(());
@@ -429,7 +446,7 @@ impl Checker {
 
     fn finish(mut self) -> Results {
         if let Ok(dates) = self.dates.lock() {
-            self.results.date_hits = Some(dates.template_hits());
+            self.results.date_hits = Some(dates.detector.template_hits());
         }
         if let (Some(text), Some(pref)) =
             (self.prefregex_text.take(), self.results.prefregex.as_mut())
@@ -461,6 +478,7 @@ fn write_out_line(
     failure: Option<&filter::Failure>,
     line: &str,
     time: Option<f64>,
+    zoned: bool,
 ) -> io::Result<()> {
     let id = failure
         .and_then(|f| f.id.as_ref())
@@ -495,7 +513,7 @@ fn write_out_line(
                 sink,
                 "[{},\t{},\t{}],",
                 report::py_repr_str(&id),
-                time.map_or_else(|| "None".to_string(), py_float),
+                time.map_or_else(|| "None".to_string(), |t| py_time(t, zoned)),
                 dict
             )
         }
@@ -507,12 +525,16 @@ fn write_out_line(
             let mut text = template
                 .replace("<fid>", &id)
                 .replace("<ip>", &get("ip").unwrap_or_else(|| id.clone()))
-                .replace("<time>", &time.map_or_else(String::new, py_float))
+                .replace(
+                    "<time>",
+                    &time.map_or_else(String::new, |t| py_time(t, zoned)),
+                )
                 .replace("<matches>", &matches.join("\n"));
             for (name, value) in data.map(|d| d.groups.as_slice()).unwrap_or_default() {
                 let tag = format!("<F-{}>", name.to_uppercase());
                 text = text.replace(&tag, value.as_deref().unwrap_or(""));
             }
+            text = drop_unknown_f_tags(&text);
             if text.contains("<msg>") {
                 for m in &matches {
                     writeln!(sink, "{}", text.replace("<msg>", m))?;
@@ -523,6 +545,27 @@ fn write_out_line(
             }
         }
     }
+}
+
+/// `<F-NAME>` tags without a captured value print as nothing (fail2ban's dynamic tags).
+fn drop_unknown_f_tags(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("<F-") {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 3..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if name_len > 0 && after[name_len..].starts_with('>') {
+            rest = &after[name_len + 1..];
+        } else {
+            out.push_str("<F-");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Progress bar on stderr for big files, only when stderr is a terminal.
@@ -630,11 +673,16 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
         LocalZone::system(),
     )
     .map_err(|e| Fatal(format!("ERROR: {e}")))?;
-    let dates = Arc::new(Mutex::new(detector));
+    let dates = Arc::new(Mutex::new(DateState {
+        detector,
+        last_zoned: false,
+    }));
     let finder_dates = Arc::clone(&dates);
     filter.set_date_finder(Box::new(move |line: &str, now: f64| {
-        let mut detector = finder_dates.lock().ok()?;
-        detector.find(line, now).map(|m| filter::DateCut {
+        let mut state = finder_dates.lock().ok()?;
+        let found = state.detector.find(line, now);
+        state.last_zoned = found.as_ref().is_some_and(|m| m.zoned);
+        found.map(|m| filter::DateCut {
             start: m.start,
             end: m.end,
             time: m.time,
@@ -904,6 +952,12 @@ mod tests {
         ] {
             assert!(!looks_like_name(literal), "{literal}");
         }
+    }
+
+    #[test]
+    fn unknown_f_tags_print_as_nothing() {
+        assert_eq!(drop_unknown_f_tags("<ip>:<F-USER>"), "<ip>:");
+        assert_eq!(drop_unknown_f_tags("a<F-X_1>b<F->c<F-y"), "ab<F->c<F-y");
     }
 
     #[test]

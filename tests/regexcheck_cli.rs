@@ -179,3 +179,34 @@ fn encodings_other_than_utf8_are_refused_not_misread() {
     assert_eq!(accepted.status.code(), Some(0));
     assert!(stdout(&accepted).contains("Use         encoding : utf-8\n"));
 }
+
+#[test]
+fn out_row_time_is_an_int_for_zoned_dates_and_a_float_otherwise() {
+    let zoned = regex_check(&[
+        "-o",
+        "row",
+        "2024-01-10T12:00:00+0200 fail from 192.0.2.1",
+        "^ fail from <HOST>$",
+    ]);
+    assert_eq!(
+        stdout(&zoned),
+        "['192.0.2.1',\t1704880800,\t{'ip4': '192.0.2.1', 'ip6': None, 'dns': None}],\n"
+    );
+    let local = regex_check(&[
+        "-o",
+        "row",
+        "2024-01-10T12:00:00 fail from 192.0.2.1",
+        "^ fail from <HOST>$",
+    ]);
+    assert!(
+        stdout(&local).starts_with("['192.0.2.1',\t1704888000.0,\t"),
+        "{}",
+        stdout(&local)
+    );
+}
+
+#[test]
+fn out_template_substitutes_tags_and_blanks_missing_f_tags() {
+    let out = regex_check(&["-o", "<ip> <F-USER>|<F-NOPE>|", FAILED, "sshd"]);
+    assert_eq!(stdout(&out), "192.0.2.7 root||\n");
+}
