@@ -95,20 +95,11 @@ fn argument_errors(args: &Args) -> Vec<&'static str> {
 /// fail2ban's test for "this REGEX argument names a filter" (`^/{0,3}[\w/_\-.]+(?:\[.*\])?$`,
 /// dot matching newlines).
 pub fn looks_like_name(value: &str) -> bool {
+    // The leading `/{0,3}` adds nothing: `/` is in the class anyway.
     let (name, rest) = match value.find('[') {
-        Some(pos) => (&value[..pos], &value[pos..]),
+        Some(pos) => value.split_at(pos),
         None => (value, ""),
     };
-    let name = {
-        let stripped = name.trim_start_matches('/');
-        if name.len() - stripped.len() > 3 {
-            return false;
-        }
-        stripped
-    };
-    if name.is_empty() && value.len() == rest.len() {
-        return false;
-    }
     let name_ok = !name.is_empty()
         && name
             .chars()
@@ -938,18 +929,14 @@ mod tests {
             "/etc/fail2ban/filter.d/sshd.conf",
             "///x.local",
             "filter.d/kerio",
+            "////x",
+            "x[]",
+            "é.conf",
             "sendmail-reject[mode=extra, x=\"a b\"]",
         ] {
             assert!(looks_like_name(name), "{name}");
         }
-        for literal in [
-            "^Failed from <HOST>$",
-            "////x",
-            "a b",
-            "[x]",
-            "sshd[mode=extra",
-            "",
-        ] {
+        for literal in ["^Failed from <HOST>$", "a b", "[x]", "sshd[mode=extra", ""] {
             assert!(!looks_like_name(literal), "{literal}");
         }
     }
