@@ -604,41 +604,24 @@ fn io_fatal(e: io::Error) -> Fatal {
     Fatal(format!("ERROR: {e}"))
 }
 
-/// The whole fail2ban-regex run; report text goes to `sink` unless `--json`/`-o`.
-fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
-    let [log, regex, rest @ ..] = args.positional.as_slice() else {
-        return Err(Fatal("ERROR: provide both <LOG> and <REGEX>.".into()));
-    };
-    let emit = if args.json {
-        Emit::Json
-    } else if let Some(format) = &args.out {
-        Emit::Out {
-            format: format.clone(),
-            invert: args.invert,
-        }
-    } else {
-        Emit::Report
-    };
-    let report = emit == Emit::Report;
-    if report {
-        write!(sink, "\nRunning tests\n=============\n\n").map_err(io_fatal)?;
-    }
+/// Reads the filter (REGEX and IGNOREREGEX arguments, CLI overrides) into `setup` and builds
+/// the filter with its date detector.
+fn prepare(
+    conf: &Path,
+    args: &Args,
+    regex: &str,
+    rest: &[String],
+    machine: bool,
+    setup: &mut Setup,
+) -> Result<(Filter, Arc<Mutex<DateState>>), Fatal> {
     let timezone = args.timezone.as_deref();
-    let mut setup = Setup {
-        options: FilterOptions {
-            usedns: args.usedns.to_lowercase(),
-            logtimezone: args.timezone.clone(),
-            ..FilterOptions::default()
-        },
-        ..Setup::default()
-    };
     if let Some(n) = args.maxlines.filter(|n| *n > 0) {
         setup.set_maxlines(n);
     }
     if let Some(pattern) = &args.datepattern {
         setup.set_datepattern(pattern, timezone)?;
     }
-    read_failregex(conf, regex, &mut setup, args)?;
+    read_failregex(conf, regex, setup, args)?;
     if let Some(ignore) = rest.first() {
         setup.header.push(report::use_line(
             "ignoreregex line",
@@ -650,7 +633,6 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
     setup.options.ignoreregex = setup.ignoreregex.clone();
 
     // Server-like processing for machine output: first failregex only, pending dropped.
-    let machine = !report;
     let mode = Mode {
         check_all_regex: !args.no_check_all && !machine,
         ignore_pending: machine,
@@ -679,6 +661,49 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
             time: m.time,
         })
     }));
+
+    Ok((filter, dates))
+}
+
+/// The whole fail2ban-regex run; report text goes to `sink` unless `--json`/`-o`.
+fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
+    let [log, regex, rest @ ..] = args.positional.as_slice() else {
+        return Err(Fatal("ERROR: provide both <LOG> and <REGEX>.".into()));
+    };
+    let emit = if args.json {
+        Emit::Json
+    } else if let Some(format) = &args.out {
+        Emit::Out {
+            format: format.clone(),
+            invert: args.invert,
+        }
+    } else {
+        Emit::Report
+    };
+    let report = emit == Emit::Report;
+    if report {
+        write!(sink, "\nRunning tests\n=============\n\n").map_err(io_fatal)?;
+    }
+    let mut setup = Setup {
+        options: FilterOptions {
+            usedns: args.usedns.to_lowercase(),
+            logtimezone: args.timezone.clone(),
+            ..FilterOptions::default()
+        },
+        ..Setup::default()
+    };
+    // fail2ban prints each "Use" line as it goes: on an error, show those printed so far.
+    let (filter, dates) = match prepare(conf, args, regex, rest, !report, &mut setup) {
+        Ok(prepared) => prepared,
+        Err(fatal) => {
+            if report {
+                for line in &setup.header {
+                    writeln!(sink, "{line}").map_err(io_fatal)?;
+                }
+            }
+            return Err(fatal);
+        }
+    };
 
     let path = Path::new(log);
     let is_file = path.is_file();
