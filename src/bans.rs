@@ -1,1 +1,1251 @@
-//! Failure counting within findtime, ban decisions, ban times and their increase.
+//! Failure counting within findtime, ban decisions, ban times and their increase
+//! (fail2ban's `failmanager.py`, `banmanager.py`, `ticket.py` and the observer's
+//! `bantime.increment`).
+//!
+//! Public API (all plain data; "now" is always a parameter, there is no clock inside):
+//! - [`Ticket`]: one failure id with its times, counts, matches and filter captures.
+//! - [`FailManager`]: `add_failure(id, time, matches, data, count)` returns a ban ticket
+//!   once the (decayed) count reaches `maxretry`; `cleanup(now)` drops stale tickets.
+//! - [`BanManager`]: `add_ban(ticket, now)` → [`BanOutcome`]; `unban_due(now)` removes
+//!   and returns expired bans; `ban_list()` ids ordered by end of ban; `remove(id)`.
+//! - [`BanTimeIncrement`]: `bantime.*` options; `increased_ban_time(base, count, rnd)`;
+//!   [`apply_increment`] gives a new ban's (ban time, ban count) from its DB history.
+//! - [`known_offender_failures`]: how much a failure of an already-banned-before id counts.
+//! - [`eval_expression`]: the small Python-expression subset used by `bantime.formula`/`factor`.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Ban time meaning "never unban".
+pub const PERMANENT: i64 = -1;
+
+/// One failure id: counting state while failing, ban state once banned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ticket {
+    /// Failure id (normalised address text, or a raw string from `<F-ID>`).
+    pub id: String,
+    /// Start of the counting window (decay rule, spec 4.1.3).
+    pub first_time: f64,
+    /// Time of the last failure (or of the manual ban).
+    pub time: f64,
+    /// Decayed failure count compared with maxretry.
+    pub retry: u32,
+    /// Total failures seen (the `<failures>` tag).
+    pub failures: u32,
+    /// Matched lines, the last `maxmatches` kept.
+    pub matches: Vec<String>,
+    /// Filter captures, keys lower-cased (`user`, `fid`, `fport`, ...).
+    pub data: BTreeMap<String, String>,
+    /// Ban time of this ticket if set (restore/increment); else the jail's is used.
+    pub ban_time: Option<i64>,
+    /// How often this id has been banned (1 for a fresh ban).
+    pub ban_count: u32,
+    /// Restored from the database at jail start.
+    pub restored: bool,
+}
+
+impl Ticket {
+    /// A fresh ticket for one failure (or a manual ban) at `time`.
+    pub fn new(id: impl Into<String>, time: f64) -> Ticket {
+        Ticket {
+            id: id.into(),
+            first_time: time,
+            time,
+            retry: 1,
+            failures: 1,
+            matches: Vec::new(),
+            data: BTreeMap::new(),
+            ban_time: None,
+            ban_count: 0,
+            restored: false,
+        }
+    }
+
+    /// Ban time to apply: the ticket's own, else the jail's.
+    pub fn effective_ban_time(&self, jail_ban_time: i64) -> i64 {
+        self.ban_time.unwrap_or(jail_ban_time)
+    }
+
+    /// End of ban (spec 4.2.2): ticket time + ban time; `None` = permanent.
+    pub fn ban_end(&self, jail_ban_time: i64) -> Option<f64> {
+        let ban_time = self.effective_ban_time(jail_ban_time);
+        if ban_time < 0 {
+            None
+        } else {
+            Some(self.time + ban_time as f64)
+        }
+    }
+
+    /// Decay rule of spec 4.1.3: when the window start falls out of `findtime`, rescale
+    /// the count to the rate observed so far and move the window start.
+    fn adjust_time(&mut self, time: f64, find_time: f64) {
+        if time > self.time {
+            if self.first_time < time - find_time {
+                let elapsed = time - self.first_time;
+                let scaled = self.retry as f64 / elapsed * find_time;
+                self.retry = round_half_even(scaled).max(0.0) as u32;
+                self.first_time = time - find_time;
+            }
+            self.time = time;
+        }
+    }
+}
+
+/// Python 3 `round()` on floats: ties go to the even neighbour.
+pub fn round_half_even(value: f64) -> f64 {
+    let floor = value.floor();
+    let diff = value - floor;
+    if diff > 0.5 {
+        floor + 1.0
+    } else if diff < 0.5 || floor % 2.0 == 0.0 {
+        floor
+    } else {
+        floor + 1.0
+    }
+}
+
+/// Per-jail failure counting (spec 4.1).
+#[derive(Debug, Clone)]
+pub struct FailManager {
+    pub max_retry: u32,
+    pub find_time: i64,
+    /// Matches kept per ticket; 0 keeps none.
+    pub max_matches: usize,
+    tickets: HashMap<String, Ticket>,
+    /// Failures counted since creation ("Total failed").
+    pub total_failed: u64,
+}
+
+impl Default for FailManager {
+    fn default() -> Self {
+        FailManager::new(3, 600, 5)
+    }
+}
+
+impl FailManager {
+    pub fn new(max_retry: u32, find_time: i64, max_matches: usize) -> FailManager {
+        FailManager {
+            max_retry,
+            find_time,
+            max_matches,
+            tickets: HashMap::new(),
+            total_failed: 0,
+        }
+    }
+
+    /// Records `count` failures (normally 1) of `id` at `time`. Returns the ticket, removed
+    /// from the fail list, when its count reaches `max_retry`.
+    pub fn add_failure(
+        &mut self,
+        id: &str,
+        time: f64,
+        matches: Vec<String>,
+        data: BTreeMap<String, String>,
+        count: u32,
+    ) -> Option<Ticket> {
+        let count = count.max(1);
+        let find_time = self.find_time as f64;
+        let max_matches = self.max_matches;
+        let ticket = match self.tickets.get_mut(id) {
+            Some(ticket) => {
+                ticket.adjust_time(time, find_time);
+                ticket.retry += count;
+                ticket.failures += 1;
+                ticket.matches.extend(matches);
+                // Captures of the newest failure win, as fail2ban's ticket data update.
+                ticket.data.extend(data);
+                ticket
+            }
+            None => {
+                let mut ticket = Ticket::new(id, time);
+                ticket.retry = count;
+                ticket.matches = matches;
+                ticket.data = data;
+                self.tickets.entry(id.to_string()).or_insert(ticket)
+            }
+        };
+        if ticket.matches.len() > max_matches {
+            let excess = ticket.matches.len() - max_matches;
+            ticket.matches.drain(..excess);
+        }
+        self.total_failed += 1;
+        if ticket.retry >= self.max_retry {
+            return self.tickets.remove(id);
+        }
+        None
+    }
+
+    /// Time to count a failure at (spec 4.1.1), `None` to drop it. While reading old lines
+    /// (`initial_read`), failures older than `now - findtime` are dropped; in operation a
+    /// time more than 60 s away from `now` is replaced by `now`. Future times become `now`.
+    pub fn failure_time(&self, parsed: f64, now: f64, initial_read: bool) -> Option<f64> {
+        if !parsed.is_finite() {
+            return Some(now);
+        }
+        if parsed > now {
+            return Some(now);
+        }
+        if initial_read {
+            if parsed < now - self.find_time as f64 {
+                return None;
+            }
+            return Some(parsed);
+        }
+        if (now - parsed).abs() > 60.0 {
+            return Some(now);
+        }
+        Some(parsed)
+    }
+
+    /// Current (decayed) count of `id`, 0 if unknown.
+    pub fn retry_count(&self, id: &str) -> u32 {
+        self.tickets.get(id).map_or(0, |t| t.retry)
+    }
+
+    /// Ids currently failing ("Currently failed").
+    pub fn len(&self) -> usize {
+        self.tickets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tickets.is_empty()
+    }
+
+    /// Forgets `id` (e.g. after a manual ban).
+    pub fn remove(&mut self, id: &str) -> Option<Ticket> {
+        self.tickets.remove(id)
+    }
+
+    /// Housekeeping (spec 4.1.6): drops tickets whose last failure is `<= now - findtime`.
+    pub fn cleanup(&mut self, now: f64) {
+        let limit = now - self.find_time as f64;
+        self.tickets.retain(|_, t| t.time > limit);
+    }
+}
+
+/// Result of [`BanManager::add_ban`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum BanOutcome {
+    /// Newly banned: run the ban actions. Carries the ticket as stored (ban count raised).
+    Banned(Ticket),
+    /// The end of ban is already in the past ("Ignore IP, expired bantime").
+    Expired,
+    /// Already banned; `prolonged` tells whether the stored end moved later.
+    AlreadyBanned { prolonged: bool },
+}
+
+/// Banned tickets of one jail (spec 4.2).
+#[derive(Debug, Clone)]
+pub struct BanManager {
+    /// Jail `bantime` in seconds; `-1` permanent.
+    pub ban_time: i64,
+    /// Insertion order is kept for status output.
+    banned: Vec<Ticket>,
+    /// Bans since creation ("Total banned").
+    pub total_banned: u64,
+}
+
+impl Default for BanManager {
+    fn default() -> Self {
+        BanManager::new(600)
+    }
+}
+
+fn end_key(end: Option<f64>) -> f64 {
+    end.unwrap_or(f64::INFINITY)
+}
+
+impl BanManager {
+    pub fn new(ban_time: i64) -> BanManager {
+        BanManager {
+            ban_time,
+            banned: Vec::new(),
+            total_banned: 0,
+        }
+    }
+
+    /// End of ban of `ticket` under this jail; `None` = permanent.
+    pub fn ban_end(&self, ticket: &Ticket) -> Option<f64> {
+        ticket.ban_end(self.ban_time)
+    }
+
+    /// Bans `ticket` unless expired or already banned (then maybe prolongs the stored ban).
+    pub fn add_ban(&mut self, mut ticket: Ticket, now: f64) -> BanOutcome {
+        let new_end = self.ban_end(&ticket);
+        if let Some(end) = new_end {
+            if end < now {
+                return BanOutcome::Expired;
+            }
+        }
+        let jail_ban_time = self.ban_time;
+        if let Some(existing) = self.banned.iter_mut().find(|t| t.id == ticket.id) {
+            let old_end = existing.ban_end(jail_ban_time);
+            let later = end_key(new_end) > end_key(old_end);
+            if later {
+                // Keep the original ticket time; stretch its ban time to reach the new end.
+                existing.ban_time = Some(match new_end {
+                    None => PERMANENT,
+                    Some(end) => (end - existing.time).ceil() as i64,
+                });
+            }
+            return BanOutcome::AlreadyBanned { prolonged: later };
+        }
+        if !ticket.restored {
+            ticket.ban_count += 1;
+        } else {
+            ticket.ban_count = ticket.ban_count.max(1);
+        }
+        self.total_banned += 1;
+        self.banned.push(ticket.clone());
+        BanOutcome::Banned(ticket)
+    }
+
+    /// Replaces the ban time of a banned id (after a `bantime.increment`); returns whether
+    /// it was banned.
+    pub fn set_ban_time(&mut self, id: &str, ban_time: i64, ban_count: u32) -> bool {
+        match self.banned.iter_mut().find(|t| t.id == id) {
+            Some(ticket) => {
+                ticket.ban_time = Some(ban_time);
+                ticket.ban_count = ban_count;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes and returns the bans whose end is strictly before `now` (spec 4.2.5), at most
+    /// `limit` of them, earliest end first.
+    pub fn unban_due(&mut self, now: f64, limit: usize) -> Vec<Ticket> {
+        let jail_ban_time = self.ban_time;
+        let mut due: Vec<(f64, String)> = self
+            .banned
+            .iter()
+            .filter_map(|t| {
+                let end = t.ban_end(jail_ban_time)?;
+                (now > end).then(|| (end, t.id.clone()))
+            })
+            .collect();
+        due.sort_by(|a, b| a.0.total_cmp(&b.0));
+        due.truncate(limit);
+        due.into_iter()
+            .filter_map(|(_, id)| self.remove(&id))
+            .collect()
+    }
+
+    /// Earliest end of ban, for the actions loop's wake-up.
+    pub fn next_end(&self) -> Option<f64> {
+        self.banned
+            .iter()
+            .filter_map(|t| self.ban_end(t))
+            .min_by(|a, b| a.total_cmp(b))
+    }
+
+    /// Removes `id` from the ban list.
+    pub fn remove(&mut self, id: &str) -> Option<Ticket> {
+        let index = self.banned.iter().position(|t| t.id == id)?;
+        Some(self.banned.remove(index))
+    }
+
+    /// Removes every ban (flush), returning them in insertion order.
+    pub fn remove_all(&mut self) -> Vec<Ticket> {
+        std::mem::take(&mut self.banned)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Ticket> {
+        self.banned.iter().find(|t| t.id == id)
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Banned tickets in insertion order (status output).
+    pub fn tickets(&self) -> &[Ticket] {
+        &self.banned
+    }
+
+    /// Banned ids ordered by end of ban (`get J banip`); permanent bans last.
+    pub fn ban_list(&self) -> Vec<String> {
+        let mut list: Vec<(f64, usize, &Ticket)> = self
+            .banned
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (end_key(self.ban_end(t)), i, t))
+            .collect();
+        list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        list.into_iter().map(|(_, _, t)| t.id.clone()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.banned.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.banned.is_empty()
+    }
+}
+
+/// `bantime.*` options of a jail (spec 4.5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BanTimeIncrement {
+    /// `bantime.factor`, already evaluated.
+    pub factor: f64,
+    /// `bantime.formula` (Python expression); `None` = fail2ban's default formula.
+    pub formula: Option<String>,
+    /// `bantime.multipliers`; when non-empty they replace the formula.
+    pub multipliers: Vec<i64>,
+    pub max_time: Option<i64>,
+    pub rnd_time: Option<i64>,
+    pub overall_jails: bool,
+}
+
+impl Default for BanTimeIncrement {
+    fn default() -> Self {
+        BanTimeIncrement {
+            factor: 1.0,
+            formula: None,
+            multipliers: Vec::new(),
+            max_time: None,
+            rnd_time: None,
+            overall_jails: false,
+        }
+    }
+}
+
+/// fail2ban's default `bantime.formula`.
+pub const DEFAULT_FORMULA: &str = "ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor";
+
+impl BanTimeIncrement {
+    /// Builds from the option strings as the stream carries them (`factor` and `formula`
+    /// are expressions, `multipliers` space separated).
+    pub fn from_options(
+        factor: Option<&str>,
+        formula: Option<&str>,
+        multipliers: Option<&str>,
+        max_time: Option<i64>,
+        rnd_time: Option<i64>,
+        overall_jails: bool,
+    ) -> Result<BanTimeIncrement, String> {
+        let factor = match factor.map(str::trim).filter(|f| !f.is_empty()) {
+            Some(text) => eval_expression(text, &BTreeMap::new())?,
+            None => 1.0,
+        };
+        let multipliers = match multipliers.map(str::trim).filter(|m| !m.is_empty()) {
+            Some(text) => text
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .map(|w| {
+                    w.parse::<i64>()
+                        .map_err(|_| format!("bantime.multipliers: not an integer: {w:?}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        let formula = formula
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_string);
+        if let Some(text) = &formula {
+            // Validate now so that a bad formula is a configuration error, not a ban error.
+            eval_formula(text, 1.0, 1, factor)?;
+        }
+        Ok(BanTimeIncrement {
+            factor,
+            formula,
+            multipliers,
+            max_time,
+            rnd_time,
+            overall_jails,
+        })
+    }
+
+    /// New ban time for a ban whose id was banned `previous_count` times before (spec 4.5.2).
+    /// `random01` is a number in [0, 1) used with `rndtime`. Non-positive base ban times and
+    /// `previous_count == 0` are returned unchanged.
+    pub fn increased_ban_time(
+        &self,
+        base: i64,
+        previous_count: u32,
+        random01: f64,
+    ) -> Result<i64, String> {
+        if base <= 0 || previous_count == 0 {
+            return Ok(base);
+        }
+        let time = base as f64;
+        let mut value = if !self.multipliers.is_empty() {
+            let index = (previous_count as usize).min(self.multipliers.len() - 1);
+            time * self.factor * self.multipliers[index] as f64
+        } else {
+            let formula = self.formula.as_deref().unwrap_or(DEFAULT_FORMULA);
+            time.max(eval_formula(formula, time, previous_count, self.factor)?)
+        };
+        if let Some(max) = self.max_time {
+            value = value.min(max as f64);
+        }
+        if let Some(rnd) = self.rnd_time {
+            value += random01 * rnd as f64;
+        }
+        if !value.is_finite() {
+            return Err(format!("bantime increment gave {value}"));
+        }
+        Ok(value as i64)
+    }
+}
+
+/// The observer's step for a new (non-restored) ban (spec 4.5.1-2): given how often the id
+/// was banned before (`None` = never, from the database), returns the ticket's new ban time
+/// and ban count. Permanent or non-positive ban times are not increased.
+pub fn apply_increment(
+    increment: &BanTimeIncrement,
+    previous_count: Option<u32>,
+    base_ban_time: i64,
+    random01: f64,
+) -> Result<(i64, u32), String> {
+    match previous_count {
+        Some(count) if count > 0 && base_ban_time > 0 => Ok((
+            increment.increased_ban_time(base_ban_time, count, random01)?,
+            count + 1,
+        )),
+        _ => Ok((base_ban_time, 1)),
+    }
+}
+
+fn eval_formula(formula: &str, time: f64, count: u32, factor: f64) -> Result<f64, String> {
+    let mut names = BTreeMap::new();
+    names.insert("ban.Time".to_string(), time);
+    names.insert("ban.Count".to_string(), count as f64);
+    names.insert("banFactor".to_string(), factor);
+    eval_expression(formula, &names)
+}
+
+/// How many times a new failure of an id that was banned before counts (spec 4.5.5):
+/// `2^(count-1) + 1`, capped at `max_retry`; 1 when never banned.
+pub fn known_offender_failures(previous_count: u32, max_retry: u32) -> u32 {
+    if previous_count == 0 {
+        return 1;
+    }
+    let exp = (previous_count - 1).min(31);
+    let value = (1u64 << exp) + 1;
+    value.min(max_retry.max(1) as u64) as u32
+}
+
+/// Evaluates the Python expression subset used by `bantime.formula` / `bantime.factor`:
+/// numbers, names from `names` (dotted, e.g. `ban.Time`), `+ - * / // % **`, `<< >>`,
+/// comparisons, `not and or`, `x if c else y`, parentheses, `int() float() min() max()
+/// abs() round()` and `math.*` functions/constants. Booleans are 1.0/0.0.
+pub fn eval_expression(text: &str, names: &BTreeMap<String, f64>) -> Result<f64, String> {
+    let tokens = tokenize(text)?;
+    let mut parser = ExprParser {
+        tokens,
+        pos: 0,
+        names,
+        depth: 0,
+    };
+    let value = parser.conditional()?;
+    if parser.pos != parser.tokens.len() {
+        return Err(format!("unexpected text in expression {text:?}"));
+    }
+    Ok(value)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Num(f64),
+    Name(String),
+    Op(&'static str),
+}
+
+fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
+    const OPS: [&str; 20] = [
+        "**", "//", "<<", ">>", "<=", ">=", "==", "!=", "+", "-", "*", "/", "%", "(", ")", "<",
+        ">", ",", "&", "|",
+    ];
+    let chars: Vec<char> = text.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_digit() || chars[i] == '.' || chars[i] == '_')
+            {
+                i += 1;
+            }
+            if i < chars.len() && (chars[i] == 'e' || chars[i] == 'E') {
+                i += 1;
+                if i < chars.len() && (chars[i] == '+' || chars[i] == '-') {
+                    i += 1;
+                }
+                while i < chars.len() && chars[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+            let word: String = chars[start..i].iter().filter(|c| **c != '_').collect();
+            let value = word
+                .parse::<f64>()
+                .map_err(|_| format!("bad number {word:?}"))?;
+            tokens.push(Tok::Num(value));
+        } else if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.')
+            {
+                i += 1;
+            }
+            tokens.push(Tok::Name(chars[start..i].iter().collect()));
+        } else {
+            let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
+            let op = OPS
+                .iter()
+                .find(|op| rest.starts_with(**op))
+                .ok_or_else(|| format!("unexpected character {c:?} in expression"))?;
+            i += op.chars().count();
+            tokens.push(Tok::Op(op));
+        }
+    }
+    Ok(tokens)
+}
+
+struct ExprParser<'a> {
+    tokens: Vec<Tok>,
+    pos: usize,
+    names: &'a BTreeMap<String, f64>,
+    /// Nesting depth, bounded so that hostile input cannot overflow the stack.
+    depth: usize,
+}
+
+/// Deepest nesting of parentheses / unary operators accepted in an expression.
+const MAX_EXPRESSION_DEPTH: usize = 64;
+
+fn truth(value: f64) -> bool {
+    value != 0.0
+}
+
+fn to_int(value: f64) -> Result<i64, String> {
+    if value.is_finite() && value.abs() < 9.0e18 {
+        Ok(value.trunc() as i64)
+    } else {
+        Err(format!("cannot convert {value} to an integer"))
+    }
+}
+
+impl ExprParser<'_> {
+    fn peek_op(&self, op: &str) -> bool {
+        matches!(self.tokens.get(self.pos), Some(Tok::Op(o)) if *o == op)
+    }
+
+    fn peek_name(&self, name: &str) -> bool {
+        matches!(self.tokens.get(self.pos), Some(Tok::Name(n)) if n == name)
+    }
+
+    fn expect_op(&mut self, op: &str) -> Result<(), String> {
+        if self.peek_op(op) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(format!("expected {op:?} in expression"))
+        }
+    }
+
+    /// `a if c else b` (lowest precedence).
+    fn conditional(&mut self) -> Result<f64, String> {
+        self.depth += 1;
+        let result = self.conditional_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn conditional_inner(&mut self) -> Result<f64, String> {
+        if self.depth > MAX_EXPRESSION_DEPTH {
+            return Err("expression nested too deeply".to_string());
+        }
+        let value = self.or_expr()?;
+        if self.peek_name("if") {
+            self.pos += 1;
+            let cond = self.or_expr()?;
+            if !self.peek_name("else") {
+                return Err("expected 'else' in expression".to_string());
+            }
+            self.pos += 1;
+            let other = self.conditional()?;
+            return Ok(if truth(cond) { value } else { other });
+        }
+        Ok(value)
+    }
+
+    fn or_expr(&mut self) -> Result<f64, String> {
+        let mut value = self.and_expr()?;
+        while self.peek_name("or") {
+            self.pos += 1;
+            let rhs = self.and_expr()?;
+            value = if truth(value) { value } else { rhs };
+        }
+        Ok(value)
+    }
+
+    fn and_expr(&mut self) -> Result<f64, String> {
+        let mut value = self.not_expr()?;
+        while self.peek_name("and") {
+            self.pos += 1;
+            let rhs = self.not_expr()?;
+            value = if truth(value) { rhs } else { value };
+        }
+        Ok(value)
+    }
+
+    fn not_expr(&mut self) -> Result<f64, String> {
+        if self.peek_name("not") {
+            self.pos += 1;
+            self.depth += 1;
+            let value = if self.depth > MAX_EXPRESSION_DEPTH * 4 {
+                Err("expression nested too deeply".to_string())
+            } else {
+                self.not_expr()
+            };
+            self.depth -= 1;
+            let value = value?;
+            return Ok(if truth(value) { 0.0 } else { 1.0 });
+        }
+        self.comparison()
+    }
+
+    fn comparison(&mut self) -> Result<f64, String> {
+        let mut left = self.bit_or()?;
+        let mut result = true;
+        let mut compared = false;
+        loop {
+            let op = match self.tokens.get(self.pos) {
+                Some(Tok::Op(op)) if matches!(*op, "<" | ">" | "<=" | ">=" | "==" | "!=") => *op,
+                _ => break,
+            };
+            self.pos += 1;
+            let right = self.bit_or()?;
+            let holds = match op {
+                "<" => left < right,
+                ">" => left > right,
+                "<=" => left <= right,
+                ">=" => left >= right,
+                "==" => left == right,
+                _ => left != right,
+            };
+            result = result && holds;
+            compared = true;
+            left = right;
+        }
+        if compared {
+            Ok(if result { 1.0 } else { 0.0 })
+        } else {
+            Ok(left)
+        }
+    }
+
+    fn bit_or(&mut self) -> Result<f64, String> {
+        let mut value = self.bit_and()?;
+        while self.peek_op("|") {
+            self.pos += 1;
+            let rhs = self.bit_and()?;
+            value = (to_int(value)? | to_int(rhs)?) as f64;
+        }
+        Ok(value)
+    }
+
+    fn bit_and(&mut self) -> Result<f64, String> {
+        let mut value = self.shift()?;
+        while self.peek_op("&") {
+            self.pos += 1;
+            let rhs = self.shift()?;
+            value = (to_int(value)? & to_int(rhs)?) as f64;
+        }
+        Ok(value)
+    }
+
+    fn shift(&mut self) -> Result<f64, String> {
+        let mut value = self.additive()?;
+        loop {
+            let left_shift = if self.peek_op("<<") {
+                true
+            } else if self.peek_op(">>") {
+                false
+            } else {
+                break;
+            };
+            self.pos += 1;
+            let rhs = to_int(self.additive()?)?;
+            if !(0..=62).contains(&rhs) {
+                return Err(format!("shift count {rhs} out of range"));
+            }
+            let lhs = to_int(value)?;
+            value = if left_shift {
+                lhs.checked_shl(rhs as u32)
+                    .filter(|v| v >> rhs == lhs)
+                    .ok_or("shift overflow")? as f64
+            } else {
+                (lhs >> rhs) as f64
+            };
+        }
+        Ok(value)
+    }
+
+    fn additive(&mut self) -> Result<f64, String> {
+        let mut value = self.term()?;
+        loop {
+            if self.peek_op("+") {
+                self.pos += 1;
+                value += self.term()?;
+            } else if self.peek_op("-") {
+                self.pos += 1;
+                value -= self.term()?;
+            } else {
+                return Ok(value);
+            }
+        }
+    }
+
+    fn term(&mut self) -> Result<f64, String> {
+        let mut value = self.unary()?;
+        loop {
+            let op = match self.tokens.get(self.pos) {
+                Some(Tok::Op(op)) if matches!(*op, "*" | "/" | "//" | "%") => *op,
+                _ => return Ok(value),
+            };
+            self.pos += 1;
+            let rhs = self.unary()?;
+            if op != "*" && rhs == 0.0 {
+                return Err("division by zero in expression".to_string());
+            }
+            value = match op {
+                "*" => value * rhs,
+                "/" => value / rhs,
+                "//" => (value / rhs).floor(),
+                _ => value - rhs * (value / rhs).floor(),
+            };
+        }
+    }
+
+    fn unary(&mut self) -> Result<f64, String> {
+        self.depth += 1;
+        let result = self.unary_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn unary_inner(&mut self) -> Result<f64, String> {
+        if self.depth > MAX_EXPRESSION_DEPTH * 4 {
+            return Err("expression nested too deeply".to_string());
+        }
+        if self.peek_op("-") {
+            self.pos += 1;
+            return Ok(-self.unary()?);
+        }
+        if self.peek_op("+") {
+            self.pos += 1;
+            return self.unary();
+        }
+        self.power()
+    }
+
+    fn power(&mut self) -> Result<f64, String> {
+        let base = self.atom()?;
+        if self.peek_op("**") {
+            self.pos += 1;
+            let exp = self.unary()?;
+            return Ok(base.powf(exp));
+        }
+        Ok(base)
+    }
+
+    fn atom(&mut self) -> Result<f64, String> {
+        let token = self
+            .tokens
+            .get(self.pos)
+            .cloned()
+            .ok_or("unexpected end of expression")?;
+        self.pos += 1;
+        match token {
+            Tok::Num(value) => Ok(value),
+            Tok::Op("(") => {
+                let value = self.conditional()?;
+                self.expect_op(")")?;
+                Ok(value)
+            }
+            Tok::Op(op) => Err(format!("unexpected {op:?} in expression")),
+            Tok::Name(name) => {
+                if self.peek_op("(") {
+                    self.pos += 1;
+                    let mut args = Vec::new();
+                    if !self.peek_op(")") {
+                        loop {
+                            args.push(self.conditional()?);
+                            if self.peek_op(",") {
+                                self.pos += 1;
+                            } else {
+                                break;
+                            }
+                        }
+                    }
+                    self.expect_op(")")?;
+                    return call_function(&name, &args);
+                }
+                match name.as_str() {
+                    "True" => Ok(1.0),
+                    "False" => Ok(0.0),
+                    "math.pi" => Ok(std::f64::consts::PI),
+                    "math.e" => Ok(std::f64::consts::E),
+                    _ => self
+                        .names
+                        .get(&name)
+                        .copied()
+                        .ok_or_else(|| format!("unknown name {name:?} in expression")),
+                }
+            }
+        }
+    }
+}
+
+fn call_function(name: &str, args: &[f64]) -> Result<f64, String> {
+    let one = |f: fn(f64) -> f64| -> Result<f64, String> {
+        match args {
+            [x] => Ok(f(*x)),
+            _ => Err(format!("{name}() takes one argument")),
+        }
+    };
+    match name {
+        "int" | "math.trunc" => one(f64::trunc),
+        "float" => one(|x| x),
+        "abs" | "math.fabs" => one(f64::abs),
+        "round" => one(round_half_even),
+        "math.floor" => one(f64::floor),
+        "math.ceil" => one(f64::ceil),
+        "math.sqrt" => one(f64::sqrt),
+        "math.exp" => one(f64::exp),
+        "math.log" if args.len() == 2 => Ok(args[0].ln() / args[1].ln()),
+        "math.log" => one(f64::ln),
+        "math.log2" => one(f64::log2),
+        "math.log10" => one(f64::log10),
+        "math.pow" => match args {
+            [x, y] => Ok(x.powf(*y)),
+            _ => Err("math.pow() takes two arguments".to_string()),
+        },
+        "min" | "max" if !args.is_empty() => {
+            let pick = if name == "min" { f64::min } else { f64::max };
+            Ok(args.iter().copied().fold(args[0], pick))
+        }
+        _ => Err(format!("unknown function {name:?} in expression")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fail(fm: &mut FailManager, id: &str, t: f64) -> Option<Ticket> {
+        fm.add_failure(id, t, vec![format!("line at {t}")], BTreeMap::new(), 1)
+    }
+
+    #[test]
+    fn bans_when_count_reaches_maxretry() {
+        let mut fm = FailManager::new(3, 600, 5);
+        assert!(fail(&mut fm, "1.2.3.4", 10.0).is_none());
+        assert!(fail(&mut fm, "1.2.3.4", 20.0).is_none());
+        let ticket = fail(&mut fm, "1.2.3.4", 30.0).expect("third failure bans");
+        assert_eq!(ticket.retry, 3);
+        assert_eq!(ticket.failures, 3);
+        assert_eq!(ticket.time, 30.0);
+        assert_eq!(ticket.first_time, 10.0);
+        assert_eq!(fm.len(), 0, "banned ticket leaves the fail list");
+        assert_eq!(fm.total_failed, 3);
+    }
+
+    #[test]
+    fn decay_rule_is_not_a_strict_window() {
+        // Spec 4.1.3: maxretry 5 / findtime 600, failures at 0,100,200,300,700,750 ban at 750.
+        let mut fm = FailManager::new(5, 600, 5);
+        for t in [0.0, 100.0, 200.0, 300.0] {
+            assert!(fail(&mut fm, "a", t).is_none());
+        }
+        assert!(fail(&mut fm, "a", 700.0).is_none());
+        // round(4/700*600) = 3, +1
+        assert_eq!(fm.retry_count("a"), 4);
+        let ticket = fail(&mut fm, "a", 750.0).expect("ban at 750");
+        assert_eq!(ticket.retry, 5);
+        assert_eq!(ticket.first_time, 150.0);
+    }
+
+    #[test]
+    fn decay_uses_round_half_even() {
+        assert_eq!(round_half_even(2.5), 2.0);
+        assert_eq!(round_half_even(3.5), 4.0);
+        assert_eq!(round_half_even(0.5), 0.0);
+        assert_eq!(round_half_even(1.49), 1.0);
+        // 2 failures at 0 and 100, then one at 800 with findtime 500: 2/800*500 = 1.25 → 1.
+        let mut fm = FailManager::new(10, 500, 5);
+        fail(&mut fm, "x", 0.0);
+        fail(&mut fm, "x", 100.0);
+        fail(&mut fm, "x", 800.0);
+        assert_eq!(fm.retry_count("x"), 2);
+        // Exact tie: 5 failures over 1000 s scaled to findtime 100 = 0.5 → 0, +1.
+        let mut fm = FailManager::new(10, 100, 5);
+        for t in [0.0, 0.0, 0.0, 0.0, 0.0] {
+            fail(&mut fm, "y", t);
+        }
+        fail(&mut fm, "y", 1000.0);
+        assert_eq!(fm.retry_count("y"), 1);
+    }
+
+    #[test]
+    fn matches_are_capped_at_maxmatches() {
+        let mut fm = FailManager::new(10, 600, 2);
+        for t in [1.0, 2.0, 3.0] {
+            fail(&mut fm, "m", t);
+        }
+        let ticket = fm.remove("m").expect("ticket");
+        assert_eq!(ticket.matches, vec!["line at 2", "line at 3"]);
+        let mut none = FailManager::new(10, 600, 0);
+        fail(&mut none, "m", 1.0);
+        assert!(none.remove("m").expect("ticket").matches.is_empty());
+    }
+
+    #[test]
+    fn failure_times_are_clamped_or_dropped() {
+        let fm = FailManager::new(3, 600, 5);
+        // Initial read: old lines dropped, recent kept as logged.
+        assert_eq!(fm.failure_time(300.0, 1000.0, true), None);
+        assert_eq!(fm.failure_time(500.0, 1000.0, true), Some(500.0));
+        // Operation: far-off times replaced by now, near ones kept.
+        assert_eq!(fm.failure_time(500.0, 1000.0, false), Some(1000.0));
+        assert_eq!(fm.failure_time(950.0, 1000.0, false), Some(950.0));
+        // Future clamps to now in both modes.
+        assert_eq!(fm.failure_time(5000.0, 1000.0, true), Some(1000.0));
+        assert_eq!(fm.failure_time(1010.0, 1000.0, false), Some(1000.0));
+    }
+
+    #[test]
+    fn count_argument_adds_several_failures_at_once() {
+        let mut fm = FailManager::new(5, 600, 5);
+        assert!(fm
+            .add_failure("z", 1.0, vec![], BTreeMap::new(), 3)
+            .is_none());
+        assert_eq!(fm.retry_count("z"), 3);
+        assert!(fm
+            .add_failure("z", 2.0, vec![], BTreeMap::new(), 2)
+            .is_some());
+    }
+
+    #[test]
+    fn cleanup_drops_failures_outside_findtime() {
+        let mut fm = FailManager::new(3, 600, 5);
+        fail(&mut fm, "old", 100.0);
+        fail(&mut fm, "new", 500.0);
+        fm.cleanup(700.0);
+        assert_eq!(fm.retry_count("old"), 0);
+        assert_eq!(fm.retry_count("new"), 1);
+        // Boundary: last failure exactly now - findtime is dropped.
+        fm.cleanup(1100.0);
+        assert!(fm.is_empty());
+    }
+
+    #[test]
+    fn captures_of_the_latest_failure_are_kept() {
+        let mut fm = FailManager::new(2, 600, 5);
+        let mut d1 = BTreeMap::new();
+        d1.insert("user".to_string(), "alice".to_string());
+        let mut d2 = BTreeMap::new();
+        d2.insert("user".to_string(), "bob".to_string());
+        fm.add_failure("i", 1.0, vec![], d1, 1);
+        let ticket = fm.add_failure("i", 2.0, vec![], d2, 1).expect("ban");
+        assert_eq!(ticket.data.get("user").map(String::as_str), Some("bob"));
+    }
+
+    #[test]
+    fn ban_end_is_last_failure_plus_bantime() {
+        let mut bm = BanManager::new(600);
+        let mut ticket = Ticket::new("1.2.3.4", 1000.0);
+        ticket.first_time = 900.0;
+        match bm.add_ban(ticket, 1010.0) {
+            BanOutcome::Banned(t) => assert_eq!(t.ban_count, 1),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(bm.next_end(), Some(1600.0));
+        assert!(
+            bm.unban_due(1600.0, 20).is_empty(),
+            "unban only when now > end"
+        );
+        let gone = bm.unban_due(1600.5, 20);
+        assert_eq!(gone.len(), 1);
+        assert!(bm.is_empty());
+        assert_eq!(bm.total_banned, 1);
+    }
+
+    #[test]
+    fn expired_ticket_is_ignored() {
+        let mut bm = BanManager::new(600);
+        assert_eq!(
+            bm.add_ban(Ticket::new("1.2.3.4", 100.0), 800.0),
+            BanOutcome::Expired
+        );
+        assert!(bm.is_empty());
+        assert_eq!(bm.total_banned, 0);
+    }
+
+    #[test]
+    fn permanent_bans_never_expire() {
+        let mut bm = BanManager::new(PERMANENT);
+        assert!(matches!(
+            bm.add_ban(Ticket::new("p", 0.0), 1.0e9),
+            BanOutcome::Banned(_)
+        ));
+        assert!(bm.unban_due(1.0e12, 20).is_empty());
+        assert_eq!(bm.next_end(), None);
+        // Own ban time of the ticket wins over the jail's.
+        let mut bm = BanManager::new(600);
+        let mut t = Ticket::new("q", 0.0);
+        t.ban_time = Some(PERMANENT);
+        assert!(matches!(bm.add_ban(t, 1.0e9), BanOutcome::Banned(_)));
+        assert!(bm.unban_due(1.0e12, 20).is_empty());
+    }
+
+    #[test]
+    fn already_banned_is_prolonged_only_when_later() {
+        let mut bm = BanManager::new(600);
+        bm.add_ban(Ticket::new("a", 100.0), 100.0);
+        assert_eq!(
+            bm.add_ban(Ticket::new("a", 50.0), 100.0),
+            BanOutcome::AlreadyBanned { prolonged: false }
+        );
+        assert_eq!(
+            bm.add_ban(Ticket::new("a", 400.0), 400.0),
+            BanOutcome::AlreadyBanned { prolonged: true }
+        );
+        assert_eq!(bm.next_end(), Some(1000.0));
+        assert_eq!(bm.len(), 1);
+        assert_eq!(bm.total_banned, 1);
+    }
+
+    #[test]
+    fn ban_list_is_ordered_by_end() {
+        let mut bm = BanManager::new(600);
+        bm.add_ban(Ticket::new("late", 300.0), 300.0);
+        let mut perm = Ticket::new("perm", 0.0);
+        perm.ban_time = Some(PERMANENT);
+        bm.add_ban(perm, 300.0);
+        bm.add_ban(Ticket::new("early", 100.0), 300.0);
+        assert_eq!(bm.ban_list(), vec!["early", "late", "perm"]);
+        let insertion: Vec<&str> = bm.tickets().iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(insertion, vec!["late", "perm", "early"]);
+        let due = bm.unban_due(10_000.0, 1);
+        assert_eq!(
+            due[0].id, "early",
+            "earliest end unbanned first, limit respected"
+        );
+        assert_eq!(bm.len(), 2);
+    }
+
+    #[test]
+    fn increment_default_formula_doubles() {
+        // Spec 4.5.4: base 2 s gives 2, 4, 8, 16, 32 for previous counts 0..4.
+        let inc = BanTimeIncrement::default();
+        let got: Vec<i64> = (0..5)
+            .map(|c| inc.increased_ban_time(2, c, 0.0).expect("formula"))
+            .collect();
+        assert_eq!(got, vec![2, 4, 8, 16, 32]);
+        // Count capped at 20 in the default formula.
+        assert_eq!(
+            inc.increased_ban_time(1, 30, 0.0).expect("formula"),
+            1 << 20
+        );
+    }
+
+    #[test]
+    fn increment_multipliers_index_by_count() {
+        let inc = BanTimeIncrement::from_options(None, None, Some("1 2 4"), None, None, false)
+            .expect("options");
+        let got: Vec<i64> = (1..5)
+            .map(|c| inc.increased_ban_time(100, c, 0.0).expect("mult"))
+            .collect();
+        assert_eq!(got, vec![200, 400, 400, 400]);
+        let factor =
+            BanTimeIncrement::from_options(Some("2"), None, Some("1 2 4"), None, None, false)
+                .expect("options");
+        assert_eq!(factor.increased_ban_time(100, 1, 0.0), Ok(400));
+    }
+
+    #[test]
+    fn increment_maxtime_and_rndtime() {
+        let inc = BanTimeIncrement::from_options(None, None, None, Some(1000), Some(100), false)
+            .expect("options");
+        assert_eq!(inc.increased_ban_time(600, 1, 0.0), Ok(1000));
+        assert_eq!(inc.increased_ban_time(600, 1, 0.5), Ok(1050));
+        assert_eq!(inc.increased_ban_time(100, 1, 0.25), Ok(225));
+    }
+
+    #[test]
+    fn increment_does_not_apply_to_permanent_or_first_bans() {
+        let inc = BanTimeIncrement::default();
+        assert_eq!(inc.increased_ban_time(PERMANENT, 3, 0.0), Ok(PERMANENT));
+        assert_eq!(inc.increased_ban_time(600, 0, 0.0), Ok(600));
+    }
+
+    #[test]
+    fn increment_custom_formula_and_factor() {
+        let inc = BanTimeIncrement::from_options(
+            Some("1.5"),
+            Some("ban.Time * math.exp(float(ban.Count+1)*banFactor)/math.exp(1*banFactor)"),
+            None,
+            None,
+            None,
+            false,
+        )
+        .expect("options");
+        // 600 * e^(2*1.5) / e^1.5 = 600 * e^1.5 ≈ 2689.1
+        assert_eq!(inc.increased_ban_time(600, 1, 0.0), Ok(2689));
+        // A formula smaller than the base keeps the base.
+        let small =
+            BanTimeIncrement::from_options(None, Some("ban.Time / 2"), None, None, None, false)
+                .expect("options");
+        assert_eq!(small.increased_ban_time(600, 3, 0.0), Ok(600));
+        assert!(
+            BanTimeIncrement::from_options(None, Some("ban.Nope"), None, None, None, false)
+                .is_err()
+        );
+        assert!(
+            BanTimeIncrement::from_options(None, None, Some("1 x"), None, None, false).is_err()
+        );
+    }
+
+    #[test]
+    fn expressions_cover_python_subset() {
+        let names = BTreeMap::new();
+        let ev = |s: &str| eval_expression(s, &names);
+        assert_eq!(ev("1<<3"), Ok(8.0));
+        assert_eq!(ev("2**3**2"), Ok(512.0));
+        assert_eq!(ev("-2**2"), Ok(-4.0));
+        assert_eq!(ev("7//2 + 7%3"), Ok(4.0));
+        assert_eq!(ev("int(7/2)"), Ok(3.0));
+        assert_eq!(ev("3 if 1 < 2 < 3 else 4"), Ok(3.0));
+        assert_eq!(ev("3 if 2 < 1 else 4"), Ok(4.0));
+        assert_eq!(ev("max(1, 5, 2)"), Ok(5.0));
+        assert!(ev("1/0").is_err());
+        assert!(ev("1 <<").is_err());
+        assert!(ev("__import__('os')").is_err());
+        assert!(ev("1 << 99").is_err());
+        assert!(ev(&format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000))).is_err());
+        assert!(ev(&format!("{}1", "-".repeat(100_000))).is_err());
+        assert!(ev(&format!("{}1", "not ".repeat(100_000))).is_err());
+        assert!(ev(&"2**".repeat(100_000)).is_err());
+    }
+
+    #[test]
+    fn known_offender_failure_weights() {
+        assert_eq!(known_offender_failures(0, 10), 1);
+        assert_eq!(known_offender_failures(1, 10), 2);
+        assert_eq!(known_offender_failures(2, 10), 3);
+        assert_eq!(known_offender_failures(3, 10), 5);
+        assert_eq!(known_offender_failures(4, 10), 9);
+        assert_eq!(known_offender_failures(5, 10), 10);
+        assert_eq!(known_offender_failures(40, 3), 3);
+    }
+}

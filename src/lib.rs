@@ -14,6 +14,7 @@ pub mod control;
 pub mod date;
 pub mod db;
 pub mod filter;
+pub mod ignore;
 pub mod logsource;
 pub mod regexcheck;
 pub mod samples;

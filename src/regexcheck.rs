@@ -8,7 +8,6 @@ mod report;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use crate::date::{DateDetector, LocalZone};
 use crate::filter::{self, Filter, FilterOptions, Mode};
@@ -280,17 +279,9 @@ enum Emit {
     },
 }
 
-/// The date detector shared with the filter's date finder, and whether the last date found
-/// carried its own zone (fail2ban then reports an integer time).
-struct DateState {
-    detector: DateDetector,
-    last_zoned: bool,
-}
-
 /// Per-run state: the filter, its date detector, the counters.
 struct Checker {
     filter: Filter,
-    dates: Arc<Mutex<DateState>>,
     results: Results,
     listing: Listing,
     emit: Emit,
@@ -358,7 +349,7 @@ impl Checker {
                 return Ok(());
             }
             Emit::Out { format, invert } => {
-                let zoned = self.dates.lock().is_ok_and(|d| d.last_zoned);
+                let zoned = result.zoned;
                 let ignored =
                     !result.ignored.is_empty() || result.failures.iter().any(|f| f.nofail());
                 let failures: Vec<&filter::Failure> =
@@ -436,9 +427,11 @@ impl Checker {
     }
 
     fn finish(mut self) -> Results {
-        if let Ok(dates) = self.dates.lock() {
-            self.results.date_hits = Some(dates.detector.template_hits());
-        }
+        self.results.date_hits = self
+            .filter
+            .date_detector
+            .as_ref()
+            .map(|d| d.template_hits());
         if let (Some(text), Some(pref)) =
             (self.prefregex_text.take(), self.results.prefregex.as_mut())
         {
@@ -613,7 +606,7 @@ fn prepare(
     rest: &[String],
     machine: bool,
     setup: &mut Setup,
-) -> Result<(Filter, Arc<Mutex<DateState>>), Fatal> {
+) -> Result<Filter, Fatal> {
     let timezone = args.timezone.as_deref();
     if let Some(n) = args.maxlines.filter(|n| *n > 0) {
         setup.set_maxlines(n);
@@ -639,30 +632,8 @@ fn prepare(
         return_raw_host: args.raw,
         check_find_time: false,
     };
-    let mut filter = Filter::new(&setup.options, mode)?;
-    let detector = DateDetector::new(
-        setup.options.datepattern.as_deref(),
-        timezone,
-        LocalZone::system(),
-    )
-    .map_err(|e| Fatal(format!("ERROR: {e}")))?;
-    let dates = Arc::new(Mutex::new(DateState {
-        detector,
-        last_zoned: false,
-    }));
-    let finder_dates = Arc::clone(&dates);
-    filter.set_date_finder(Box::new(move |line: &str, now: f64| {
-        let mut state = finder_dates.lock().ok()?;
-        let found = state.detector.find(line, now);
-        state.last_zoned = found.as_ref().is_some_and(|m| m.zoned);
-        found.map(|m| filter::DateCut {
-            start: m.start,
-            end: m.end,
-            time: m.time,
-        })
-    }));
-
-    Ok((filter, dates))
+    let filter = Filter::new(&setup.options, mode).map_err(Fatal::from)?;
+    Ok(filter)
 }
 
 /// The whole fail2ban-regex run; report text goes to `sink` unless `--json`/`-o`.
@@ -693,7 +664,7 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
         ..Setup::default()
     };
     // fail2ban prints each "Use" line as it goes: on an error, show those printed so far.
-    let (filter, dates) = match prepare(conf, args, regex, rest, !report, &mut setup) {
+    let filter = match prepare(conf, args, regex, rest, !report, &mut setup) {
         Ok(prepared) => prepared,
         Err(fatal) => {
             if report {
@@ -770,7 +741,6 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
             ..Results::default()
         },
         filter,
-        dates,
         listing: listing.clone(),
         emit,
         prefregex_text,

@@ -469,3 +469,113 @@ fn all_jails_broken_is_failure_and_globals_first() {
         "no errors at all is success"
     );
 }
+
+#[test]
+fn undecodable_filter_fails_only_its_jail() {
+    let tree = tree_with_jail("", &[]);
+    std::fs::write(
+        tree.path().join("filter.d/bin.conf"),
+        b"[Definition]\nfailregex = \xff\xfe\n",
+    )
+    .expect("write");
+    tree.write(
+        "jail.local",
+        &format!(
+            "[b]\nenabled = true\nfilter = bin\nlogpath = {}\n",
+            tree.log()
+        ),
+    );
+    let loaded = load(tree.path()).expect("not fatal");
+    assert!(loaded.ok);
+    assert!(loaded.stream.contains(&cmd(&[
+        sv("config-error"),
+        sv("Jail 'b' skipped, because of wrong configuration: Unable to read the filter 'bin'")
+    ])));
+    assert!(loaded.stream.contains(&cmd(&[sv("start"), sv("j")])));
+}
+
+#[test]
+fn test_mode_requires_log_files() {
+    let tree = Tree::new(&[(
+        "jail.conf",
+        "[miss]\nenabled = true\nfilter = f\nlogpath = /nonexistent/ironban/x.log\n",
+    )]);
+    assert!(load(tree.path()).is_ok());
+    let err = ironban::config::load_for_test(tree.path()).expect_err("missing logs fatal in -t");
+    assert!(err
+        .to_string()
+        .contains("Have not found any log file for 'miss' jail."));
+    assert!(err.to_string().contains("jail.conf"), "{err}");
+}
+
+#[test]
+fn missing_units_are_fatal() {
+    let tree = Tree::new(&[]);
+    let err = load(tree.path()).expect_err("no jail.conf");
+    assert!(
+        err.to_string()
+            .starts_with("Read jails configuration failed."),
+        "{err}"
+    );
+    std::fs::remove_file(tree.path().join("fail2ban.conf")).expect("remove");
+    let err = load(tree.path()).expect_err("no fail2ban.conf");
+    assert!(
+        err.to_string()
+            .starts_with("Read fail2ban configuration failed."),
+        "{err}"
+    );
+    let err = load(&tree.path().join("nope")).expect_err("no base dir");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+}
+
+#[test]
+fn python_action_stream_form() {
+    let tree = tree_with_jail(
+        "",
+        &[(
+            "jail.local",
+            "[j]\naction = smtp.py[dest=\"me@x\", actname=mail, k=é]\n",
+        )],
+    );
+    let block = jail_block(&dump(&tree), "j");
+    let py = block.iter().find(|c| c.len() == 6).expect("python action");
+    assert_eq!(py[3], sv("mail"));
+    assert_eq!(
+        py[4],
+        sv(&tree.path().join("action.d/smtp.py").display().to_string())
+    );
+    assert_eq!(py[5], sv("{\"dest\": \"me@x\", \"k\": \"\\u00e9\"}"));
+}
+
+#[test]
+fn foreign_filter_file_and_jail_stream() {
+    let tree = tree_with_jail("maxretry = 2\n", &[]);
+    tree.write(
+        "own/x.conf",
+        "[INCLUDES]\nbefore = common.conf\n[Definition]\nfailregex = ^<pre> <HOST> <arg>\n",
+    );
+    tree.write("own/common.conf", "[DEFAULT]\npre = P\n");
+    let stream = ironban::config::filter_file_stream(
+        &tree.path().join("own/x.conf"),
+        &[("arg".to_string(), "A".to_string())],
+        "jj",
+    )
+    .expect("foreign file");
+    assert_eq!(
+        stream,
+        vec![cmd(&[
+            sv("set"),
+            sv("jj"),
+            sv("addfailregex"),
+            sv("^P <HOST> A")
+        ])]
+    );
+    let block = ironban::config::jail_stream(tree.path(), "j", &[])
+        .expect("reads")
+        .expect("jail exists");
+    assert_eq!(block[0], cmd(&[sv("add"), sv("j"), sv("auto")]));
+    assert!(block.contains(&cmd(&[sv("set"), sv("j"), sv("maxretry"), Value::Int(2)])));
+    assert!(ironban::config::jail_stream(tree.path(), "nojail", &[])
+        .expect("reads")
+        .is_none());
+}

@@ -25,7 +25,10 @@ pub enum Action {
 const EXIT_FAILED: u8 = 255;
 
 pub fn run(conf: &Path, args: Args) -> anyhow::Result<u8> {
-    let loaded = super::load(conf);
+    let loaded = match args.action {
+        Action::Dump { .. } => super::load(conf),
+        Action::Test => super::load_for_test(conf),
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match args.action {
@@ -72,13 +75,13 @@ pub fn run(conf: &Path, args: Args) -> anyhow::Result<u8> {
                     writeln!(out, "OK: configuration test is successful")?;
                     Ok(0)
                 } else {
-                    writeln!(out, "ERROR: configuration test failed")?;
+                    writeln!(out, "ERROR: test configuration failed")?;
                     Ok(EXIT_FAILED)
                 }
             }
             Err(e) => {
                 eprintln!("ERROR: Failed during configuration: {e}");
-                writeln!(out, "ERROR: configuration test failed")?;
+                writeln!(out, "ERROR: test configuration failed")?;
                 Ok(EXIT_FAILED)
             }
         },

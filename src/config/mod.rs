@@ -9,7 +9,7 @@ mod reader;
 pub mod tags;
 pub mod value;
 
-pub use reader::{filter_file_stream, filter_stream, jail_stream, load, Loaded};
+pub use reader::{filter_file_stream, filter_stream, jail_stream, load, load_for_test, Loaded};
 pub use value::{Command, Value};
 
 use std::fmt;

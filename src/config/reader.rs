@@ -181,7 +181,23 @@ impl Loader {
         if let Some(u) = self.units.get(name) {
             return Ok(u.clone());
         }
-        let unit = Unit::read(&mut self.cache, &self.base, name)?.map(Rc::new);
+        // A file that exists but cannot be decoded fails the unit (1.1.1+),
+        // which for a filter or action is only an error of the jail using it.
+        let undecodable = super::ini::unit_files(&self.base, name)
+            .into_iter()
+            .find(|f| {
+                std::fs::read(f)
+                    .map(|b| String::from_utf8(b).is_err())
+                    .unwrap_or(true)
+            });
+        let unit = match undecodable {
+            Some(f) => {
+                self.warnings
+                    .push(format!("Error decoding config file '{}'", f.display()));
+                None
+            }
+            None => Unit::read(&mut self.cache, &self.base, name)?.map(Rc::new),
+        };
         if unit.is_none() {
             self.warnings.push(format!(
                 "Found no accessible config files for {} under {}",
@@ -319,8 +335,10 @@ impl DefReader {
                 }
             }
         }
+        // ConfigReader.options() defaults to withDefault=False: only the
+        // section's own options, not the file's [DEFAULT] ones.
         if all && self.unit.has_section("Definition") {
-            for opt in self.unit.options_with_default("Definition") {
+            for opt in self.unit.own_options("Definition") {
                 if opt == "__name__" || omap_get(&self.opts, &opt).is_some() {
                     continue;
                 }
@@ -658,11 +676,6 @@ impl JailReader {
                     Some(i) => args.remove(i).1,
                     None => stem.to_string(),
                 };
-                let json = serde_json::Value::Object(
-                    args.iter()
-                        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                        .collect(),
-                );
                 self.actions.push(ActionEntry::Python(vec![
                     s("set"),
                     s(&self.name),
@@ -674,7 +687,7 @@ impl JailReader {
                         .join(&name)
                         .display()
                         .to_string()),
-                    Value::Str(python_json_dumps(&args, &json)),
+                    Value::Str(python_json_dumps(&args)),
                 ]));
                 continue;
             }
@@ -805,7 +818,7 @@ impl JailReader {
 }
 
 /// Python `json.dumps` with default separators and ASCII escaping.
-fn python_json_dumps(args: &OMap, _json: &serde_json::Value) -> String {
+fn python_json_dumps(args: &OMap) -> String {
     let esc = |t: &str| {
         let mut out = String::from("\"");
         for c in t.chars() {
@@ -876,6 +889,13 @@ fn base_dir(conf_dir: &Path) -> Result<PathBuf, ConfigError> {
     Ok(base)
 }
 
+/// fail2ban 1.1.1+: a missing `fail2ban`/`jail` unit aborts the whole read.
+fn unit_failed(what: &str, name: &str, base: &Path) -> ConfigError {
+    let mut e = no_files(name, base);
+    e.message = format!("{what} ({})", e.message);
+    e
+}
+
 fn no_files(name: &str, base: &Path) -> ConfigError {
     ConfigError::at(
         format!(
@@ -903,9 +923,13 @@ const LOG_LEVELS: &[&str] = &[
 ];
 
 fn global_stream(loader: &mut Loader) -> Result<Vec<Command>, ConfigError> {
-    let unit = loader
-        .unit("fail2ban")?
-        .ok_or_else(|| no_files("fail2ban", &loader.base))?;
+    let unit = loader.unit("fail2ban")?.ok_or_else(|| {
+        unit_failed(
+            "Read fail2ban configuration failed.",
+            "fail2ban",
+            &loader.base,
+        )
+    })?;
     let has_def = unit.has_section("Definition");
     let table: &[(&str, Option<&str>, Kind, i32)] = &[
         ("loglevel", Some("INFO"), Kind::Str, 12),
@@ -964,7 +988,7 @@ fn global_stream(loader: &mut Loader) -> Result<Vec<Command>, ConfigError> {
 fn read_jail_unit(loader: &mut Loader) -> Result<Unit, ConfigError> {
     let unit = loader
         .unit("jail")?
-        .ok_or_else(|| no_files("jail", &loader.base))?;
+        .ok_or_else(|| unit_failed("Read jails configuration failed.", "jail", &loader.base))?;
     let mut unit = (*unit).clone();
     omap_set(
         &mut unit.defaults,
@@ -979,7 +1003,7 @@ fn read_jail_unit(loader: &mut Loader) -> Result<Unit, ConfigError> {
     Ok(unit)
 }
 
-fn load_inner(loader: &mut Loader) -> Result<Loaded, ConfigError> {
+fn load_inner(loader: &mut Loader, allow_no_files: bool) -> Result<Loaded, ConfigError> {
     let mut stream = global_stream(loader)?;
     let mut unit = read_jail_unit(loader)?;
     let mut jails = Vec::new();
@@ -1000,7 +1024,9 @@ fn load_inner(loader: &mut Loader) -> Result<Loaded, ConfigError> {
         }
     }
     for jail in jails.iter_mut() {
-        let block = jail.convert(loader, true)?;
+        let block = jail
+            .convert(loader, allow_no_files)
+            .map_err(|e| e.or_file(unit.origin(&jail.name, "logpath").as_deref()))?;
         stream.extend(block);
     }
     for jail in &jails {
@@ -1020,7 +1046,15 @@ fn load_inner(loader: &mut Loader) -> Result<Loaded, ConfigError> {
 pub fn load(conf_dir: &Path) -> Result<Loaded, ConfigError> {
     let base = base_dir(conf_dir)?;
     let mut loader = Loader::new(&base);
-    load_inner(&mut loader)
+    load_inner(&mut loader, true)
+}
+
+/// Read the whole tree as `fail2ban-client -t` does: like [`load`], but a
+/// jail without any log file is a fatal error (dump mode only warns).
+pub fn load_for_test(conf_dir: &Path) -> Result<Loaded, ConfigError> {
+    let base = base_dir(conf_dir)?;
+    let mut loader = Loader::new(&base);
+    load_inner(&mut loader, false)
 }
 
 fn filter_reader_stream(

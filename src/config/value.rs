@@ -139,18 +139,20 @@ pub fn python_str_repr(s: &str) -> String {
     out
 }
 
-/// Approximation of Python's `str.isprintable` for one character: control
-/// characters, separators other than the ASCII space, and unassigned/format
-/// characters are escaped.
+/// Python's `str.isprintable` for one character: everything except the
+/// Unicode categories Cc, Cf, Cs, Co, Cn, Zl, Zp and Zs (the ASCII space excepted).
 fn is_python_printable(c: char) -> bool {
-    let n = c as u32;
-    if n < 0x20 || (0x7f..0xa1).contains(&n) || n == 0xad {
-        return false;
+    if (' '..='~').contains(&c) {
+        return true;
     }
-    // Unicode separators (Zs except space, Zl, Zp) and common format characters.
-    !matches!(n,
-        0x1680 | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x2064 | 0x3000
-        | 0xfeff | 0xd800..=0xdfff | 0xfff9..=0xfffb | 0xe000..=0xf8ff)
+    static NON_PRINTABLE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let re = NON_PRINTABLE
+        .get_or_init(|| regex::Regex::new(r"^[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]$").ok());
+    let mut buf = [0u8; 4];
+    match re {
+        Some(re) => !re.is_match(c.encode_utf8(&mut buf)),
+        None => (c as u32) >= 0xa0,
+    }
 }
 
 #[cfg(test)]
@@ -167,6 +169,12 @@ mod tests {
         assert_eq!(python_str_repr("a\nb\tc\r"), "'a\\nb\\tc\\r'");
         assert_eq!(python_str_repr("é€"), "'é€'");
         assert_eq!(python_str_repr("\u{1}\u{7f}"), "'\\x01\\x7f'");
+        assert_eq!(
+            python_str_repr("\u{a0}\u{200b}\u{378}"),
+            "'\\xa0\\u200b\\u0378'"
+        );
+        assert_eq!(python_str_repr("\u{1f600}"), "'\u{1f600}'");
+        assert_eq!(python_str_repr("\u{e0001}"), "'\\U000e0001'");
     }
 
     #[test]

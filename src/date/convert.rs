@@ -141,13 +141,31 @@ pub(crate) fn zone_offset_minutes(text: &str) -> Result<i64, ZoneProblem> {
     Ok(base + offset)
 }
 
-/// Python `int()` of a captured number (surrounding spaces allowed).
-fn int(text: &str) -> Option<i64> {
+/// First code point of every run of ten Unicode decimal digits (category Nd): `\\d` in a
+/// date regex matches them and Python's `int()` converts them.
+const DIGIT_ZEROS: &[u32] = &[
+    0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66,
+    0xDE6, 0xE50, 0xED0, 0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
+    0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10,
+    0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650,
+    0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0, 0x16B50,
+    0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+];
+
+fn digit_value(c: char) -> Option<i64> {
+    let cp = u32::from(c);
+    let zero = DIGIT_ZEROS.iter().rev().find(|&&z| z <= cp)?;
+    (cp - zero < 10).then(|| i64::from(cp - zero))
+}
+
+/// Python `int()` of a captured number (surrounding spaces allowed, any decimal digits).
+pub(crate) fn int(text: &str) -> Option<i64> {
     let t = text.trim();
-    if t.is_empty() || t.len() > 18 || !t.bytes().all(|b| b.is_ascii_digit()) {
+    if t.is_empty() || t.chars().count() > 18 {
         return None;
     }
-    t.parse().ok()
+    t.chars()
+        .try_fold(0i64, |acc, c| Some(acc * 10 + digit_value(c)?))
 }
 
 const MONTH_ABBR: [&str; 12] = [
@@ -290,7 +308,7 @@ pub(crate) fn fields_to_time<'t>(
             let Some(date) = i32::try_from(year)
                 .ok()
                 .and_then(|y| NaiveDate::from_ymd_opt(y, 1, 1))
-                .and_then(|d| d.checked_add_signed(Duration::days(j - 1)))
+                .and_then(|d| d.checked_add_signed(Duration::try_days(j - 1)?))
             else {
                 return Converted::Invalid;
             };
@@ -375,6 +393,17 @@ fn julian_from_week(year: i64, week: i64, weekday: i64, monday_first: bool) -> O
 
 /// Epoch template value: `long` = LEPOCH (milli/microseconds by digit count).
 pub(crate) fn epoch_to_time(text: &str, long: bool) -> Converted {
+    // Python's float() also reads non-ASCII decimal digits, which `\\d` may have matched.
+    let ascii: Option<String> = text
+        .chars()
+        .map(|c| match c {
+            '.' => Some('.'),
+            _ => digit_value(c).map(|d| char::from(b'0' + d as u8)),
+        })
+        .collect();
+    let Some(text) = ascii else {
+        return Converted::Invalid;
+    };
     let Ok(mut value) = text.parse::<f64>() else {
         return Converted::Invalid;
     };
@@ -425,6 +454,16 @@ mod tests {
             Err(ZoneProblem::UnknownAbbreviation("XYZ".into()))
         );
         assert_eq!(zone_offset_minutes(""), Ok(0));
+    }
+
+    #[test]
+    fn python_int_accepts_unicode_digits() {
+        assert_eq!(int(" 7"), Some(7));
+        assert_eq!(int("2005"), Some(2005));
+        assert_eq!(int("\u{662}\u{660}\u{660}\u{665}"), Some(2005));
+        assert_eq!(int("\u{FF11}\u{FF12}"), Some(12));
+        assert_eq!(int("1a"), None);
+        assert_eq!(int(""), None);
     }
 
     #[test]

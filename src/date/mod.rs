@@ -11,7 +11,7 @@ mod tests;
 use std::fmt;
 
 use chrono::Datelike;
-use fancy_regex::Captures;
+use fancy_regex::{Captures, RegexInput};
 
 use convert::{Context, Converted};
 use template::{Kind, Template};
@@ -48,7 +48,9 @@ pub struct DateMatch {
     /// Byte offsets in the line of the text to cut out (template group 1); may be empty.
     pub start: usize,
     pub end: usize,
-    /// None when the text matched but did not convert (fail2ban spec 6.2).
+    /// None when the text matched but did not convert (fail2ban spec 6.2), and always for
+    /// an empty cut (`{NONE}`, `^I\(()**`): fail2ban does not convert those but uses the
+    /// last date or now (spec 6.3).
     pub time: Option<f64>,
     /// The time came from an explicit zone (fail2ban returns an integer then).
     pub zoned: bool,
@@ -213,7 +215,7 @@ impl DateDetector {
                 }
                 Ok(())
             }
-            _ if key.contains("{DATE}") => {
+            _ if template::has_date_placeholder(entry) => {
                 let ignore = !self.entries.is_empty();
                 for t in template::date_placeholder_templates(entry, now_year)? {
                     self.push(t, ignore)?;
@@ -251,15 +253,39 @@ impl DateDetector {
         window: Option<(usize, usize)>,
     ) -> Option<Candidate<'t>> {
         let entry = &mut self.entries[idx];
-        let caps = match window {
-            None => entry.template.regex.captures(line),
-            Some((pos, endpos)) => {
-                let endpos = endpos.min(line.len());
-                if pos > endpos || !line.is_char_boundary(pos) || !line.is_char_boundary(endpos) {
+        let template = &entry.template;
+        let (pos, endpos) = window.unwrap_or((0, line.len()));
+        let endpos = endpos.min(line.len());
+        if pos > endpos || !line.is_char_boundary(pos) || !line.is_char_boundary(endpos) {
+            return None;
+        }
+        let text = &line[..endpos];
+        let caps = if template.start_anchored {
+            if pos > 0 {
+                return None;
+            }
+            template
+                .regex
+                .captures_input(RegexInput::new(text).anchored(true))
+        } else if let Some(prefilter) = &template.prefilter {
+            // Try the backtracking regex only where the linear prefilter can start a match,
+            // anchored there: same leftmost result, no quadratic scan of long lines.
+            let mut from = pos;
+            loop {
+                let candidate = prefilter.find_at(text, from)?.start();
+                let attempt = template
+                    .regex
+                    .captures_input(RegexInput::new(text).from_pos(candidate).anchored(true));
+                if let Ok(Some(c)) = attempt {
+                    break Ok(Some(c));
+                }
+                from = candidate + text[candidate..].chars().next().map_or(1, char::len_utf8);
+                if from > text.len() {
                     return None;
                 }
-                entry.template.regex.captures_from_pos(&line[..endpos], pos)
             }
+        } else {
+            template.regex.captures_from_pos(text, pos)
         };
         // A regex runtime error (backtrack limit on hostile input) counts as no match.
         let caps = caps.ok().flatten()?;
@@ -396,7 +422,11 @@ impl DateDetector {
             Some(g) => (g.start(), g.end()),
             None => (m.start, m.start),
         };
-        let converted = self.convert(&m, now);
+        let converted = if start == end {
+            Converted::Invalid
+        } else {
+            self.convert(&m, now)
+        };
         let (time, zoned, error) = match converted {
             Converted::Time { secs, zoned } => (Some(secs), zoned, None),
             Converted::Invalid => (None, false, None),

@@ -1,7 +1,8 @@
 //! Date templates: `%`-pattern expansion, boundary/anchor handling and compilation, as
 //! fail2ban's `DateTemplate.setRegex`, `DatePatternRegex`, `DateEpoch` and `DateTai64n` do.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 use fancy_regex::Regex;
 
@@ -85,6 +86,13 @@ pub(crate) struct Template {
     pub flags: u8,
     pub weight: f64,
     pub kind: Kind,
+    /// The regex can only match at offset 0 (leading `^`, no top-level alternative), so it
+    /// is tried there only instead of at every position of a long line.
+    pub start_anchored: bool,
+    /// Linear-time over-approximation (lookarounds dropped, backreferences widened): every
+    /// position where the template can match is a position where this matches, so only
+    /// those are tried with the backtracking regex.
+    pub prefilter: Option<regex::Regex>,
 }
 
 impl Template {
@@ -416,6 +424,162 @@ pub(crate) fn translate_python_regex(src: &str) -> String {
     out
 }
 
+/// Whether `regex` starts with `^` (after a global flag group without `m`) and has no
+/// top-level `|`, i.e. can only match at the very start of the text.
+fn is_start_anchored(regex: &str) -> bool {
+    let mut body = regex;
+    if body.starts_with("(?") {
+        if let Some(end) = body.find(')') {
+            let flags = &body[2..end];
+            if flags.chars().all(|c| c.is_ascii_alphabetic()) {
+                if flags.contains('m') {
+                    return false;
+                }
+                body = &body[end + 1..];
+            }
+        }
+    }
+    if !body.starts_with('^') {
+        return false;
+    }
+    let mut depth = 0usize;
+    let mut in_class = false;
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '[' if !in_class => {
+                in_class = true;
+                if chars.peek() == Some(&'^') {
+                    chars.next();
+                }
+                if chars.peek() == Some(&']') {
+                    chars.next();
+                }
+            }
+            ']' if in_class => in_class = false,
+            '(' if !in_class => depth += 1,
+            ')' if !in_class => depth = depth.saturating_sub(1),
+            '|' if !in_class && depth == 0 => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Index just past the group opening at `open` (a `(`), or None if unbalanced.
+fn group_end(chars: &[char], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_class = false;
+    let mut i = open;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 1,
+            '[' if !in_class => {
+                in_class = true;
+                if chars.get(i + 1) == Some(&'^') {
+                    i += 1;
+                }
+                if chars.get(i + 1) == Some(&']') {
+                    i += 1;
+                }
+            }
+            ']' if in_class => in_class = false,
+            '(' if !in_class => depth += 1,
+            ')' if !in_class => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The prefilter of a (translated) template regex: lookarounds removed, conditionals turned
+/// into plain alternatives, backreferences replaced by "anything". None if the regex crate
+/// cannot compile the result (the template is then searched with fancy-regex alone).
+fn prefilter(regex: &str) -> Option<regex::Regex> {
+    let chars: Vec<char> = regex.chars().collect();
+    let mut out = String::with_capacity(regex.len());
+    let mut in_class = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let rest = |n: usize| chars.get(i + n).copied();
+        if c == '\\' {
+            match rest(1) {
+                Some(d) if d.is_ascii_digit() && d != '0' && !in_class => {
+                    out.push_str("(?s:.*?)");
+                    i += 2;
+                    while chars.get(i).is_some_and(char::is_ascii_digit) {
+                        i += 1;
+                    }
+                    continue;
+                }
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => return None,
+            }
+            i += 2;
+            continue;
+        }
+        if in_class {
+            if c == ']' {
+                in_class = false;
+            }
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if c == '[' {
+            in_class = true;
+            out.push(c);
+            i += 1;
+            for special in ['^', ']'] {
+                if chars.get(i) == Some(&special) {
+                    out.push(special);
+                    i += 1;
+                }
+            }
+            continue;
+        }
+        if c == '(' && rest(1) == Some('?') {
+            let lookaround = matches!((rest(2), rest(3)), (Some('='), _) | (Some('!'), _))
+                || matches!(
+                    (rest(2), rest(3)),
+                    (Some('<'), Some('=')) | (Some('<'), Some('!'))
+                );
+            if lookaround {
+                i = group_end(&chars, i)?;
+                continue;
+            }
+            if rest(2) == Some('P') && rest(3) == Some('=') {
+                i = group_end(&chars, i)?;
+                out.push_str("(?s:.*?)");
+                continue;
+            }
+            if rest(2) == Some('(') {
+                // Conditional: drop the condition, keep both branches as alternatives.
+                let cond_end = group_end(&chars, i + 2)?;
+                out.push_str("(?:");
+                i = cond_end;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    regex::Regex::new(&out).ok()
+}
+
 fn compile(regex: &str, name: &str) -> Result<Regex, DateError> {
     Regex::new(&translate_python_regex(regex))
         .map_err(|e| DateError::Pattern(format!("{name}: cannot compile {regex:?}: {e}")))
@@ -454,6 +618,8 @@ fn pattern_template(pattern: &str, current_year: i32) -> Result<Template, DateEr
     Ok(Template {
         name: built.name,
         kind: Kind::Pattern(pattern_fields(&compiled)),
+        start_anchored: is_start_anchored(&built.regex),
+        prefilter: prefilter(compiled.as_str()),
         regex: compiled,
         flags: built.flags,
         weight: 1.0,
@@ -475,22 +641,26 @@ fn epoch_template(
         let inner = replace_all(&RE_EPOCH_PATTERN, pattern, usize::MAX, |_| {
             format!("({value_re})")
         });
-        (
-            set_regex(&format!("({inner})"), Begin::Word, true, base_name),
-            2,
-        )
+        // Cut = the pattern's own first group, or the whole pattern; value = group 2.
+        let regex = if found(&RE_GROUPED, pattern) {
+            inner
+        } else {
+            format!("({inner})")
+        };
+        (set_regex(&regex, Begin::Word, true, base_name), 2)
     } else if !line_begin_only {
-        let regex = format!(
-            r"((?:^|(?P<square>(?<=^\[))|(?P<selinux>(?<=\baudit\()))%s)(?:(?(selinux)(?=:\d+\)))|(?(square)(?=\])))"
-        )
+        let regex = r"((?:^|(?P<square>(?<=^\[))|(?P<selinux>(?<=\baudit\()))%s)(?:(?(selinux)(?=:\d+\)))|(?(square)(?=\])))"
         .replace("%s", value_re);
         (set_regex(&regex, Begin::None, true, base_name), 1)
     } else {
         let regex = r"((?P<square>(?<=^\[))?%s)(?(square)(?=\]))".replace("%s", value_re);
         (set_regex(&regex, Begin::Line, true, base_name), 1)
     };
+    let regex = compile(&built.regex, &built.name)?;
     Ok(Template {
-        regex: compile(&built.regex, &built.name)?,
+        start_anchored: is_start_anchored(&built.regex),
+        prefilter: prefilter(regex.as_str()),
+        regex,
         name: built.name,
         flags: built.flags,
         weight: 1.0,
@@ -501,8 +671,11 @@ fn epoch_template(
 fn tai64n_template(line_begin: bool) -> Result<Template, DateError> {
     let begin = if line_begin { Begin::Line } else { Begin::None };
     let built = set_regex("@[0-9a-f]{24}", begin, true, "TAI64N");
+    let regex = compile(&built.regex, &built.name)?;
     Ok(Template {
-        regex: compile(&built.regex, &built.name)?,
+        start_anchored: is_start_anchored(&built.regex),
+        prefilter: prefilter(regex.as_str()),
+        regex,
         name: built.name,
         flags: built.flags,
         weight: 1.0,
@@ -510,8 +683,30 @@ fn tai64n_template(line_begin: bool) -> Result<Template, DateError> {
     })
 }
 
+/// Built templates by (pattern, year), like fail2ban's `DD_patternCache`: the defaults are
+/// rebuilt for every detector otherwise, and compiling them dominates start-up.
+static TEMPLATE_CACHE: LazyLock<Mutex<HashMap<(String, i32), Template>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+const TEMPLATE_CACHE_MAX: usize = 1000;
+
 /// `_getPatternTemplate`: the template for one `datepattern` entry (keywords resolved).
 pub(crate) fn template_for(pattern: &str, current_year: i32) -> Result<Template, DateError> {
+    let key = (pattern.to_string(), current_year);
+    if let Ok(cache) = TEMPLATE_CACHE.lock() {
+        if let Some(t) = cache.get(&key) {
+            return Ok(t.clone());
+        }
+    }
+    let template = build_template(pattern, current_year)?;
+    if let Ok(mut cache) = TEMPLATE_CACHE.lock() {
+        if cache.len() < TEMPLATE_CACHE_MAX {
+            cache.insert(key, template.clone());
+        }
+    }
+    Ok(template)
+}
+
+fn build_template(pattern: &str, current_year: i32) -> Result<Template, DateError> {
     let key = if pattern.contains('%') {
         pattern.to_string()
     } else {
@@ -605,6 +800,11 @@ pub(crate) fn date_placeholder_templates(
     Ok(out)
 }
 
+/// Whether a `datepattern` entry contains `{DATE}` (any case, not escaped).
+pub(crate) fn has_date_placeholder(entry: &str) -> bool {
+    found(&RE_DATE_PREMATCH, entry)
+}
+
 /// `{NONE}`: empty match at line start.
 pub(crate) fn none_template(current_year: i32) -> Result<Template, DateError> {
     template_for("{UNB}^", current_year)
@@ -686,5 +886,29 @@ mod tests {
         assert_eq!(translate_python_regex(r"[^[]*\[a\<b\Z"), r"[^\[]*\[a<b\z");
         assert_eq!(translate_python_regex(r"[]a]"), r"[\]a]");
         assert_eq!(translate_python_regex(r"(?(1)a)"), r"(?(1)a)");
+    }
+
+    #[test]
+    fn prefilters_drop_fancy_parts() {
+        let p = |r: &str| prefilter(r).map(|re| re.as_str().to_string());
+        assert_eq!(
+            p(r"(?=^|\b|\W)(a(?P<s>[-/])b(?P=s)c)(?=\b|\W|$)").as_deref(),
+            Some(r"(a(?P<s>[-/])b(?s:.*?)c)")
+        );
+        assert_eq!(
+            p(r"((?:^|(?P<q>(?<=^\[)))\d+)(?(<q>)(?=\])|x)").as_deref(),
+            Some(r"((?:^|(?P<q>))\d+)(?:|x)")
+        );
+        assert_eq!(p(r"[(?=]x\1").as_deref(), Some(r"[(?=]x(?s:.*?)"));
+        assert_eq!(p(r"(?>a)"), None);
+    }
+
+    #[test]
+    fn start_anchoring_is_detected() {
+        assert!(is_start_anchored(r"(?iu)^(?:\W{0,2})?(a|b)(?=\b|\W|$)"));
+        assert!(is_start_anchored(r"^([|(]x)"));
+        assert!(!is_start_anchored(r"^(a)|b"));
+        assert!(!is_start_anchored(r"(?m)^(a)"));
+        assert!(!is_start_anchored(r"(?=^|\b|\W)(a)"));
     }
 }

@@ -1,6 +1,8 @@
 //! Local time zone for naive log dates: the process zone (chrono) or a POSIX TZ rule
 //! string such as `CET-01CEST-02,M3.5.0,M10.5.0`, with libc `mktime` semantics.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone};
 
 use super::DateError;
@@ -9,6 +11,37 @@ use super::DateError;
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalZone {
     kind: ZoneKind,
+    last_offset: LastOffset,
+}
+
+/// Offset (seconds east) of the previous `local_to_utc` result. glibc's `mktime` keeps the
+/// same state and resolves an ambiguous local time to the candidate nearest its guess
+/// `local - last offset` (initially 0), so consecutive log lines stay on one side of the
+/// autumn switch.
+#[derive(Debug, Default)]
+struct LastOffset(AtomicI64);
+
+impl LastOffset {
+    fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, offset: i64) {
+        self.0.store(offset, Ordering::Relaxed);
+    }
+}
+
+impl Clone for LastOffset {
+    fn clone(&self) -> LastOffset {
+        LastOffset(AtomicI64::new(self.get()))
+    }
+}
+
+impl PartialEq for LastOffset {
+    /// The guess state is not part of a zone's identity.
+    fn eq(&self, _other: &LastOffset) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +84,7 @@ impl LocalZone {
     pub fn system() -> LocalZone {
         LocalZone {
             kind: ZoneKind::System,
+            last_offset: LastOffset::default(),
         }
     }
 
@@ -60,21 +94,24 @@ impl LocalZone {
             .ok_or_else(|| DateError::Zone(format!("invalid POSIX TZ rule: {rule:?}")))?;
         Ok(LocalZone {
             kind: ZoneKind::Posix(tz),
+            last_offset: LastOffset::default(),
         })
     }
 
-    /// Epoch seconds of a local naive time, like `mktime` with `tm_isdst = -1`: an ambiguous
-    /// time (autumn) takes standard time, a non-existent one (spring gap) is read with the
-    /// offset in force before the gap.
+    /// Epoch seconds of a local naive time, like `mktime` with `tm_isdst = -1`: a
+    /// non-existent time (spring gap) is read with the standard offset; an ambiguous one
+    /// (autumn) takes the candidate nearest to `local - previous offset` (glibc's guess).
     pub fn local_to_utc(&self, naive: NaiveDateTime) -> Option<f64> {
         let local = naive.and_utc().timestamp();
-        match &self.kind {
+        let (earlier, later) = match &self.kind {
             ZoneKind::System => {
                 use chrono::LocalResult;
-                let secs = match chrono::Local.from_local_datetime(&naive) {
-                    LocalResult::Single(t) => t.timestamp(),
-                    // The later instant carries the smaller (standard) offset.
-                    LocalResult::Ambiguous(a, b) => a.timestamp().max(b.timestamp()),
+                match chrono::Local.from_local_datetime(&naive) {
+                    LocalResult::Single(t) => (t.timestamp(), t.timestamp()),
+                    LocalResult::Ambiguous(a, b) => {
+                        let (a, b) = (a.timestamp(), b.timestamp());
+                        (a.min(b), a.max(b))
+                    }
                     LocalResult::None => {
                         let before = naive.checked_sub_signed(Duration::hours(3))?;
                         let offset = chrono::Local
@@ -82,26 +119,37 @@ impl LocalZone {
                             .earliest()?
                             .offset()
                             .local_minus_utc();
-                        local - i64::from(offset)
+                        let t = local - i64::from(offset);
+                        (t, t)
                     }
-                };
-                Some(secs as f64)
-            }
-            ZoneKind::Posix(tz) => {
-                let Some(dst) = &tz.dst else {
-                    return Some((local - tz.std_offset) as f64);
-                };
-                let as_std = local - tz.std_offset;
-                if !tz.is_dst(as_std, dst) {
-                    return Some(as_std as f64);
                 }
-                let as_dst = local - dst.offset;
-                if tz.is_dst(as_dst, dst) {
-                    return Some(as_dst as f64);
-                }
-                Some(as_std as f64)
             }
-        }
+            ZoneKind::Posix(tz) => match &tz.dst {
+                None => {
+                    let t = local - tz.std_offset;
+                    (t, t)
+                }
+                Some(dst) => {
+                    let as_std = local - tz.std_offset;
+                    let as_dst = local - dst.offset;
+                    let std_ok = !tz.is_dst(as_std, dst);
+                    let dst_ok = tz.is_dst(as_dst, dst);
+                    match (std_ok, dst_ok) {
+                        (true, true) => (as_std.min(as_dst), as_std.max(as_dst)),
+                        (false, true) => (as_dst, as_dst),
+                        _ => (as_std, as_std),
+                    }
+                }
+            },
+        };
+        let guess = local - self.last_offset.get();
+        let chosen = if (guess - earlier).abs() < (later - guess).abs() {
+            earlier
+        } else {
+            later
+        };
+        self.last_offset.set(local - chosen);
+        Some(chosen as f64)
     }
 
     /// Local naive time of epoch seconds `ts` (fractions kept).

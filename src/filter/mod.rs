@@ -7,6 +7,8 @@ pub mod regex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::addr::FailureId;
+use crate::config::{Command, Value};
+use crate::date::{DateDetector, LocalZone};
 pub use data::{FailData, TupleLine};
 use regex::{Anchors, FilterRegex, RegexError, RegexMatch};
 
@@ -27,7 +29,8 @@ pub struct FilterOptions {
     /// `yes`, `warn`, `no` or `raw`; invalid values behave as `no`.
     pub usedns: String,
     pub logtimezone: Option<String>,
-    /// Journal backend: lines come with their own time, no date detection.
+    /// Journal backend: lines come with their own time, no date detection. Set by the
+    /// caller from the jail's backend (not part of the filter's stream).
     pub journal: bool,
 }
 
@@ -46,19 +49,19 @@ impl Default for FilterOptions {
     }
 }
 
-fn json_text(v: &serde_json::Value) -> Option<String> {
+fn value_text(v: &Value) -> Option<String> {
     match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        serde_json::Value::Bool(b) => Some(b.to_string()),
+        Value::Str(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
 
-fn json_list(v: &serde_json::Value) -> Vec<String> {
+fn value_list(v: &Value) -> Vec<String> {
     match v {
-        serde_json::Value::Array(items) => items.iter().filter_map(json_text).collect(),
-        other => json_text(other).into_iter().collect(),
+        Value::List(items) => items.iter().filter_map(value_text).collect(),
+        other => value_text(other).into_iter().collect(),
     }
 }
 
@@ -66,7 +69,7 @@ impl FilterOptions {
     /// Apply one stream command (`["set", jail, "prefregex", v]`,
     /// `["multi-set", jail, "addfailregex", [..]]`, …). Returns false when the command is
     /// not a filter option (so the caller can route it elsewhere).
-    pub fn apply(&mut self, cmd: &[serde_json::Value]) -> bool {
+    pub fn apply(&mut self, cmd: &[Value]) -> bool {
         let verb = cmd.first().and_then(|v| v.as_str());
         if !matches!(verb, Some("set") | Some("multi-set")) || cmd.len() < 4 {
             return false;
@@ -76,32 +79,31 @@ impl FilterOptions {
         };
         let value = &cmd[3];
         match option {
-            "prefregex" => self.prefregex = json_text(value).filter(|v| !v.trim().is_empty()),
-            "addfailregex" => self.failregex.extend(json_list(value)),
-            "addignoreregex" => self.ignoreregex.extend(json_list(value)),
+            "prefregex" => self.prefregex = value_text(value).filter(|v| !v.trim().is_empty()),
+            "addfailregex" => self.failregex.extend(value_list(value)),
+            "addignoreregex" => self.ignoreregex.extend(value_list(value)),
             "maxlines" => {
-                self.maxlines = json_text(value)
+                self.maxlines = value_text(value)
                     .and_then(|v| v.trim().parse::<usize>().ok())
                     .map_or(1, |n| n.max(1))
             }
-            "datepattern" => self.datepattern = json_text(value),
+            "datepattern" => self.datepattern = value_text(value),
             "usedns" => {
-                let v = json_text(value).unwrap_or_default().to_lowercase();
+                let v = value_text(value).unwrap_or_default().to_lowercase();
                 self.usedns = match v.as_str() {
                     "yes" | "warn" | "no" | "raw" => v,
                     "true" | "1" => "yes".into(),
                     _ => "no".into(),
                 };
             }
-            "logtimezone" => self.logtimezone = json_text(value),
-            "addjournalmatch" => self.journal = true,
+            "logtimezone" => self.logtimezone = value_text(value),
             _ => return false,
         }
         true
     }
 
     /// Options from a whole command stream (commands that are not filter options are skipped).
-    pub fn from_stream(stream: &[Vec<serde_json::Value>]) -> FilterOptions {
+    pub fn from_stream(stream: &[Command]) -> FilterOptions {
         let mut opts = FilterOptions::default();
         for cmd in stream {
             opts.apply(cmd);
@@ -141,6 +143,8 @@ pub enum FilterError {
     Regex(RegexError),
     /// A failregex without `fid`, `ip4`, `ip6`, `dns` or `mlfid` group (resolved text).
     NoFailureIdGroup(String),
+    /// The date pattern or time zone is invalid.
+    Date(String),
 }
 
 impl std::fmt::Display for FilterError {
@@ -148,6 +152,7 @@ impl std::fmt::Display for FilterError {
         match self {
             FilterError::Regex(e) => write!(f, "{e}"),
             FilterError::NoFailureIdGroup(r) => write!(f, "No failure-id group in '{r}'"),
+            FilterError::Date(e) => f.write_str(e),
         }
     }
 }
@@ -168,9 +173,6 @@ pub struct DateCut {
     pub end: usize,
     pub time: Option<f64>,
 }
-
-/// Date detection as the filter needs it; provided by the date module.
-pub type DateFinder = Box<dyn FnMut(&str, f64) -> Option<DateCut> + Send>;
 
 /// One result entry of a line (fail2ban `[index, fid, time, data]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +217,8 @@ pub struct LineResult {
     pub time: Option<f64>,
     /// The line was longer than `MAX_LINE_BYTES` and was cut.
     pub truncated: bool,
+    /// The time came from a date with an explicit zone (fail2ban keeps it an integer).
+    pub zoned: bool,
     /// Failregex matches dropped because no failure id group was set.
     pub errors: Vec<String>,
 }
@@ -236,7 +240,15 @@ pub struct Filter {
     sessions: Vec<SessionEntry>,
     last_date: Option<f64>,
     last_date_text: String,
-    dates: Option<DateFinder>,
+    /// None in journal mode: lines come with their time.
+    pub date_detector: Option<DateDetector>,
+    /// Server: tailing new lines (true) or reading a file initially (false); see
+    /// `Mode::check_find_time`.
+    pub in_operation: bool,
+    /// Server: seconds after which an initially read line is too old to count.
+    pub find_time: f64,
+    /// Lines cut at `MAX_LINE_BYTES` so far.
+    pub truncated_lines: u64,
 }
 
 const FAILURE_ID_GROUPS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
@@ -252,8 +264,17 @@ fn truthy(v: &Option<String>) -> bool {
 }
 
 impl Filter {
-    /// Compile all regexes. No date detection until `set_date_finder`.
+    /// Compile all regexes and build the date detector in the system's local zone.
     pub fn new(options: &FilterOptions, mode: Mode) -> Result<Filter, FilterError> {
+        Self::with_zone(options, mode, LocalZone::system())
+    }
+
+    /// As `new`, with the local zone used for dates without zone.
+    pub fn with_zone(
+        options: &FilterOptions,
+        mode: Mode,
+        zone: LocalZone,
+    ) -> Result<Filter, FilterError> {
         let usedns = options.usedns.as_str();
         let prefregex = match &options.prefregex {
             Some(p) => Some(FilterRegex::new(
@@ -284,6 +305,18 @@ impl Filter {
             .iter()
             .map(|t| FilterRegex::new(t, usedns, single_or_any(options.maxlines)))
             .collect::<Result<Vec<_>, _>>()?;
+        let date_detector = if options.journal {
+            None
+        } else {
+            Some(
+                DateDetector::new(
+                    options.datepattern.as_deref(),
+                    options.logtimezone.as_deref(),
+                    zone,
+                )
+                .map_err(|e| FilterError::Date(e.to_string()))?,
+            )
+        };
         Ok(Filter {
             options: options.clone(),
             mode,
@@ -294,31 +327,42 @@ impl Filter {
             sessions: Vec::new(),
             last_date: None,
             last_date_text: String::new(),
-            dates: None,
+            date_detector,
+            in_operation: true,
+            find_time: 600.0,
+            truncated_lines: 0,
         })
-    }
-
-    /// Install the date detection used by `process_line`.
-    pub fn set_date_finder(&mut self, finder: DateFinder) {
-        self.dates = Some(finder);
     }
 
     /// Process one log line (without terminator) at wall time `now`.
     pub fn process_line(&mut self, line: &str, now: f64) -> LineResult {
-        let (line, truncated) = truncate(line);
-        let cut = match self.dates.as_mut() {
-            Some(find) => find(line, now),
+        let (line, truncated) = self.truncate(line);
+        let found = match self.date_detector.as_mut() {
+            Some(detector) => detector.find(line, now),
             None => None,
         };
-        let mut result = self.process_with_cut(line, cut, now);
+        let zoned = found.as_ref().is_some_and(|m| m.zoned);
+        let cut = found.map(|m| DateCut {
+            start: m.start,
+            end: m.end,
+            time: m.time,
+        });
+        let mut result = self.process_cut(line, cut, now);
         result.truncated = truncated;
+        result.zoned = zoned && result.time.is_some();
         result
     }
 
     /// Process a line whose date was determined by the caller (`cut` as the detector
     /// would return it).
     pub fn process_with_cut(&mut self, line: &str, cut: Option<DateCut>, now: f64) -> LineResult {
-        let (line, truncated) = truncate(line);
+        let (line, truncated) = self.truncate(line);
+        let mut result = self.process_cut(line, cut, now);
+        result.truncated = truncated;
+        result
+    }
+
+    fn process_cut(&mut self, line: &str, cut: Option<DateCut>, now: f64) -> LineResult {
         let recent = |last: Option<f64>| last.filter(|d| *d > now - 60.0);
         let (tuple, time) = match cut {
             Some(c)
@@ -347,9 +391,39 @@ impl Filter {
             },
             _ => self.no_date(TupleLine::plain(line), line, now),
         };
-        let mut result = self.find_failure(tuple, time, now);
-        result.truncated = truncated;
-        result
+        match self.server_time(time, now) {
+            Some(time) => self.find_failure(tuple, time, now),
+            None => LineResult {
+                time,
+                ..LineResult::default()
+            },
+        }
+    }
+
+    /// Server time checks (spec 6.6): in operation a time more than 60 s off is replaced by
+    /// now; while reading a file initially, lines older than `find_time` are dropped (None).
+    fn server_time(&mut self, time: Option<f64>, now: f64) -> Option<Option<f64>> {
+        let Some(t) = time.filter(|_| self.mode.check_find_time) else {
+            return Some(time);
+        };
+        if self.in_operation {
+            if (t - now).trunc().abs() > 60.0 {
+                self.last_date = Some(now);
+                return Some(Some(now));
+            }
+        } else if t < now - self.find_time {
+            return None;
+        }
+        Some(Some(t))
+    }
+
+    /// Cut a line to `MAX_LINE_BYTES` at a character boundary, counting cut lines.
+    fn truncate<'l>(&mut self, line: &'l str) -> (&'l str, bool) {
+        let (line, cut) = truncate(line);
+        if cut {
+            self.truncated_lines += 1;
+        }
+        (line, cut)
     }
 
     /// Process a line with a known time and date text (journal entries, sample tests with
@@ -361,7 +435,7 @@ impl Filter {
         date_text: &str,
         now: f64,
     ) -> LineResult {
-        let (line, truncated) = truncate(line);
+        let (line, truncated) = self.truncate(line);
         self.last_date = Some(time);
         self.last_date_text = date_text.to_string();
         let tuple = TupleLine {
@@ -369,7 +443,10 @@ impl Filter {
             date: date_text.to_string(),
             post: line.to_string(),
         };
-        let mut result = self.find_failure(tuple, Some(time), now);
+        let mut result = match self.server_time(Some(time), now) {
+            Some(time) => self.find_failure(tuple, time, now),
+            None => LineResult::default(),
+        };
         result.truncated = truncated;
         result
     }
@@ -387,7 +464,7 @@ impl Filter {
     fn no_date(&self, tuple: TupleLine, line: &str, now: f64) -> (TupleLine, Option<f64>) {
         match self.last_date.filter(|d| *d > now - 60.0) {
             Some(t) => (self.last_tuple(line), Some(t)),
-            None if self.mode.check_find_time => (tuple, Some(now)),
+            None if self.mode.check_find_time && self.in_operation => (tuple, Some(now)),
             None => (tuple, None),
         }
     }

@@ -209,29 +209,20 @@ fn time_fallbacks() {
 
 #[test]
 fn stream_commands() {
-    use serde_json::json;
+    use crate::config::Value;
+    let s = |t: &str| Value::Str(t.to_string());
     let stream = vec![
-        vec![json!("set"), json!("j"), json!("usedns"), json!("no")],
-        vec![json!("set"), json!("j"), json!("maxlines"), json!("3")],
+        vec![s("set"), s("j"), s("usedns"), s("no")],
+        vec![s("set"), s("j"), s("maxlines"), Value::Int(3)],
         vec![
-            json!("multi-set"),
-            json!("j"),
-            json!("addfailregex"),
-            json!(["a <HOST>", "b <HOST>"]),
+            s("multi-set"),
+            s("j"),
+            s("addfailregex"),
+            Value::List(vec![s("a <HOST>"), s("b <HOST>")]),
         ],
-        vec![
-            json!("set"),
-            json!("j"),
-            json!("addignoreregex"),
-            json!("ign"),
-        ],
-        vec![
-            json!("set"),
-            json!("j"),
-            json!("datepattern"),
-            json!("{^LN-BEG}"),
-        ],
-        vec![json!("set"), json!("j"), json!("bantime"), json!("10")],
+        vec![s("set"), s("j"), s("addignoreregex"), s("ign")],
+        vec![s("set"), s("j"), s("datepattern"), s("{^LN-BEG}")],
+        vec![s("set"), s("j"), s("bantime"), s("10")],
     ];
     let o = FilterOptions::from_stream(&stream);
     assert_eq!(o.usedns, "no");
@@ -239,6 +230,7 @@ fn stream_commands() {
     assert_eq!(o.failregex, ["a <HOST>", "b <HOST>"]);
     assert_eq!(o.ignoreregex, ["ign"]);
     assert_eq!(o.datepattern.as_deref(), Some("{^LN-BEG}"));
+    assert!(!FilterOptions::default().apply(&stream[5]));
 }
 
 #[test]
@@ -249,4 +241,34 @@ fn hostile_lines() {
     assert!(r.truncated && r.failures.is_empty());
     let r = f.process_with_cut("a\0\u{fffd} x 1.2.3.4", None, 0.0);
     assert!(r.failures.is_empty());
+}
+
+#[test]
+fn server_time_checks() {
+    let mut f = Filter::new(&opts(None, &["x <HOST>"], &[], 1), Mode::server()).unwrap();
+    let at = |t: f64| {
+        Some(DateCut {
+            start: 0,
+            end: 4,
+            time: Some(t),
+        })
+    };
+    // In operation: a time 2 h in the future is treated as now; 30 s off is kept.
+    let r = f.process_with_cut("DATE x 1.2.3.4", at(10_000.0 + 7200.0), 10_000.0);
+    assert_eq!(r.failures[0].time, Some(10_000.0));
+    let r = f.process_with_cut("DATE x 1.2.3.4", at(10_000.0 - 30.0), 10_000.0);
+    assert_eq!(r.failures[0].time, Some(9_970.0));
+    // Initial read: lines older than findtime are dropped.
+    f.in_operation = false;
+    assert!(f
+        .process_with_cut("DATE x 1.2.3.4", at(1_000.0), 10_000.0)
+        .failures
+        .is_empty());
+    let r = f.process_with_cut("DATE x 1.2.3.4", at(9_500.0), 10_000.0);
+    assert_eq!(r.failures[0].time, Some(9_500.0));
+    // Undated lines get no time while not in operation, so the server skips them.
+    let r = f.process_with_cut("x 1.2.3.4", None, 20_000.0);
+    assert!(r.failures.is_empty());
+    f.process_with_cut(&"y".repeat(MAX_LINE_BYTES + 10), None, 0.0);
+    assert_eq!(f.truncated_lines, 1);
 }
