@@ -210,3 +210,47 @@ fn out_template_substitutes_tags_and_blanks_missing_f_tags() {
     let out = regex_check(&["-o", "<ip> <F-USER>|<F-NOPE>|", FAILED, "sshd"]);
     assert_eq!(stdout(&out), "192.0.2.7 root||\n");
 }
+
+#[test]
+fn multi_line_match_moves_buffered_lines_from_missed_to_matched() {
+    // Same output as fail2ban-regex 1.0.2 for this input.
+    let body = "Jan 12 10:00:01 host app[1]: login user=bob\n\
+                Jan 12 10:00:02 host app[1]: other\n\
+                Jan 12 10:00:03 host app[1]: failed from 192.0.2.5\n";
+    let log = temp_log("multiline.log", body.as_bytes());
+    let out = regex_check(&[
+        "-L",
+        "3",
+        "--print-all-matched",
+        log.to_str().expect("utf-8 path"),
+        r"login user=\S+\n.*\n.* failed from <HOST>$",
+    ]);
+    let text: String = stdout(&out)
+        .split_inclusive('\n')
+        .filter(|l| !l.starts_with("[processed in "))
+        .collect();
+    assert!(
+        text.ends_with(
+            "Lines: 3 lines, 0 ignored, 3 matched, 0 missed\n\n\
+             |- Matched line(s):\n\
+             |  Jan 12 10:00:01 host app[1]: login user=bob\n\
+             |  Jan 12 10:00:02 host app[1]: other\n\
+             |  Jan 12 10:00:03 host app[1]: failed from 192.0.2.5\n`-\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("Use         maxlines : 3\n"), "{text}");
+}
+
+#[test]
+fn use_lines_are_printed_before_a_regex_error() {
+    let out = regex_check(&[FAILED, "^(a <HOST>"]);
+    assert_eq!(out.status.code(), Some(255));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "Use   failregex line : ^(a <HOST>\nERROR: Unable to compile regular expression '^(a "
+        ),
+        "{text}"
+    );
+}
