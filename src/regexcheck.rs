@@ -8,7 +8,6 @@ mod report;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use crate::date::{DateDetector, LocalZone};
 use crate::filter::{self, Filter, FilterOptions, Mode};
@@ -18,13 +17,11 @@ pub use report::{LineClass, LineStats, Listing, RegexStat, Results};
 /// Arguments of `ironban regex-check` (fail2ban-regex's, plus `--json`).
 #[derive(clap::Args, Debug, Default)]
 pub struct Args {
-    /// Log file path, or log text (a literal line).
-    pub log: Option<String>,
-    /// Filter name (in -c DIR/filter.d), jail name, filter file, `name[opt=val,...]`, or a
-    /// literal failregex.
-    pub regex: Option<String>,
-    /// Literal ignoreregex (replaces the filter's ignoreregexes).
-    pub ignoreregex: Option<String>,
+    /// `<LOG> <REGEX> [IGNOREREGEX]`: a log file path or log text; a filter name (in
+    /// -c DIR/filter.d), jail name, filter file, `name[opt=val,...]` or literal failregex;
+    /// an optional literal ignoreregex (replaces the filter's).
+    #[arg(value_name = "LOG REGEX [IGNOREREGEX]")]
+    pub positional: Vec<String>,
     /// Date pattern; wins over the filter's.
     #[arg(short = 'd', long)]
     pub datepattern: Option<String>,
@@ -58,14 +55,19 @@ pub struct Args {
     /// With --out: print the lines without failures instead.
     #[arg(short = 'i', long)]
     pub invert: bool,
+    /// Do not list missed lines.
     #[arg(long)]
     pub print_no_missed: bool,
+    /// Do not list ignored lines.
     #[arg(long)]
     pub print_no_ignored: bool,
+    /// List all matched lines.
     #[arg(long)]
     pub print_all_matched: bool,
+    /// List all missed lines, however many.
     #[arg(long)]
     pub print_all_missed: bool,
+    /// List all ignored lines, however many.
     #[arg(long)]
     pub print_all_ignored: bool,
     /// JSON Lines on stdout, one object per failure, and nothing else.
@@ -83,7 +85,7 @@ fn argument_errors(args: &Args) -> Vec<&'static str> {
     if args.print_no_ignored && args.print_all_ignored {
         errors.push("ERROR: --print-no-ignored and --print-all-ignored are mutually exclusive.");
     }
-    if args.log.is_none() || args.regex.is_none() {
+    if !matches!(args.positional.len(), 2 | 3) {
         errors.push("ERROR: provide both <LOG> and <REGEX>.");
     }
     errors
@@ -92,20 +94,11 @@ fn argument_errors(args: &Args) -> Vec<&'static str> {
 /// fail2ban's test for "this REGEX argument names a filter" (`^/{0,3}[\w/_\-.]+(?:\[.*\])?$`,
 /// dot matching newlines).
 pub fn looks_like_name(value: &str) -> bool {
+    // The leading `/{0,3}` adds nothing: `/` is in the class anyway.
     let (name, rest) = match value.find('[') {
-        Some(pos) => (&value[..pos], &value[pos..]),
+        Some(pos) => value.split_at(pos),
         None => (value, ""),
     };
-    let name = {
-        let stripped = name.trim_start_matches('/');
-        if name.len() - stripped.len() > 3 {
-            return false;
-        }
-        stripped
-    };
-    if name.is_empty() && value.len() == rest.len() {
-        return false;
-    }
     let name_ok = !name.is_empty()
         && name
             .chars()
@@ -289,7 +282,6 @@ enum Emit {
 /// Per-run state: the filter, its date detector, the counters.
 struct Checker {
     filter: Filter,
-    dates: Arc<Mutex<DateDetector>>,
     results: Results,
     listing: Listing,
     emit: Emit,
@@ -300,6 +292,15 @@ fn wall_clock() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Python's repr of a time: an int when the date had a zone, else a float.
+fn py_time(t: f64, zoned: bool) -> String {
+    if zoned && t.fract() == 0.0 && t.abs() < 1e16 {
+        format!("{t:.0}")
+    } else {
+        py_float(t)
+    }
 }
 
 /// Python's float repr for whole and fractional seconds.
@@ -320,15 +321,7 @@ impl Checker {
         now: f64,
         sink: &mut impl Write,
     ) -> io::Result<()> {
-        // The filter's date cut comes from our own detector, which counts template hits.
-        let cut = self.dates.lock().ok().and_then(|mut detector| {
-            detector.find(line, now).map(|m| filter::DateCut {
-                start: m.start,
-                end: m.end,
-                time: m.time,
-            })
-        });
-        let result = self.filter.process_with_cut(line, cut, now);
+        let result = self.filter.process_line(line, now);
         if result.truncated {
             self.results.hostile += 1;
         }
@@ -356,17 +349,18 @@ impl Checker {
                 return Ok(());
             }
             Emit::Out { format, invert } => {
+                let zoned = result.zoned;
                 let ignored =
                     !result.ignored.is_empty() || result.failures.iter().any(|f| f.nofail());
                 let failures: Vec<&filter::Failure> =
                     result.failures.iter().filter(|f| !f.nofail()).collect();
                 if *invert {
                     if failures.is_empty() {
-                        write_out_line(sink, format, None, line, result.time)?;
+                        write_out_line(sink, format, None, line, result.time, zoned)?;
                     }
                 } else if !ignored {
                     for failure in failures {
-                        write_out_line(sink, format, Some(failure), line, result.time)?;
+                        write_out_line(sink, format, Some(failure), line, result.time, zoned)?;
                     }
                 }
                 return Ok(());
@@ -433,9 +427,11 @@ impl Checker {
     }
 
     fn finish(mut self) -> Results {
-        if let Ok(dates) = self.dates.lock() {
-            self.results.date_hits = Some(dates.template_hits());
-        }
+        self.results.date_hits = self
+            .filter
+            .date_detector
+            .as_ref()
+            .map(|d| d.template_hits());
         if let (Some(text), Some(pref)) =
             (self.prefregex_text.take(), self.results.prefregex.as_mut())
         {
@@ -466,6 +462,7 @@ fn write_out_line(
     failure: Option<&filter::Failure>,
     line: &str,
     time: Option<f64>,
+    zoned: bool,
 ) -> io::Result<()> {
     let id = failure
         .and_then(|f| f.id.as_ref())
@@ -500,7 +497,7 @@ fn write_out_line(
                 sink,
                 "[{},\t{},\t{}],",
                 report::py_repr_str(&id),
-                time.map_or_else(|| "None".to_string(), py_float),
+                time.map_or_else(|| "None".to_string(), |t| py_time(t, zoned)),
                 dict
             )
         }
@@ -512,12 +509,16 @@ fn write_out_line(
             let mut text = template
                 .replace("<fid>", &id)
                 .replace("<ip>", &get("ip").unwrap_or_else(|| id.clone()))
-                .replace("<time>", &time.map_or_else(String::new, py_float))
+                .replace(
+                    "<time>",
+                    &time.map_or_else(String::new, |t| py_time(t, zoned)),
+                )
                 .replace("<matches>", &matches.join("\n"));
             for (name, value) in data.map(|d| d.groups.as_slice()).unwrap_or_default() {
                 let tag = format!("<F-{}>", name.to_uppercase());
                 text = text.replace(&tag, value.as_deref().unwrap_or(""));
             }
+            text = drop_unknown_f_tags(&text);
             if text.contains("<msg>") {
                 for m in &matches {
                     writeln!(sink, "{}", text.replace("<msg>", m))?;
@@ -528,6 +529,27 @@ fn write_out_line(
             }
         }
     }
+}
+
+/// `<F-NAME>` tags without a captured value print as nothing (fail2ban's dynamic tags).
+fn drop_unknown_f_tags(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("<F-") {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 3..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if name_len > 0 && after[name_len..].starts_with('>') {
+            rest = &after[name_len + 1..];
+        } else {
+            out.push_str("<F-");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Progress bar on stderr for big files, only when stderr is a terminal.
@@ -575,9 +597,48 @@ fn io_fatal(e: io::Error) -> Fatal {
     Fatal(format!("ERROR: {e}"))
 }
 
+/// Reads the filter (REGEX and IGNOREREGEX arguments, CLI overrides) into `setup` and builds
+/// the filter with its date detector.
+fn prepare(
+    conf: &Path,
+    args: &Args,
+    regex: &str,
+    rest: &[String],
+    machine: bool,
+    setup: &mut Setup,
+) -> Result<Filter, Fatal> {
+    let timezone = args.timezone.as_deref();
+    if let Some(n) = args.maxlines.filter(|n| *n > 0) {
+        setup.set_maxlines(n);
+    }
+    if let Some(pattern) = &args.datepattern {
+        setup.set_datepattern(pattern, timezone)?;
+    }
+    read_failregex(conf, regex, setup, args)?;
+    if let Some(ignore) = rest.first() {
+        setup.header.push(report::use_line(
+            "ignoreregex line",
+            &report::shortstr(ignore),
+        ));
+        setup.ignoreregex = vec![ignore.clone()];
+    }
+    setup.options.failregex = setup.failregex.clone();
+    setup.options.ignoreregex = setup.ignoreregex.clone();
+
+    // Server-like processing for machine output: first failregex only, pending dropped.
+    let mode = Mode {
+        check_all_regex: !args.no_check_all && !machine,
+        ignore_pending: machine,
+        return_raw_host: args.raw,
+        check_find_time: false,
+    };
+    let filter = Filter::new(&setup.options, mode).map_err(Fatal::from)?;
+    Ok(filter)
+}
+
 /// The whole fail2ban-regex run; report text goes to `sink` unless `--json`/`-o`.
 fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
-    let (Some(log), Some(regex)) = (args.log.as_deref(), args.regex.as_deref()) else {
+    let [log, regex, rest @ ..] = args.positional.as_slice() else {
         return Err(Fatal("ERROR: provide both <LOG> and <REGEX>.".into()));
     };
     let emit = if args.json {
@@ -594,7 +655,6 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
     if report {
         write!(sink, "\nRunning tests\n=============\n\n").map_err(io_fatal)?;
     }
-    let timezone = args.timezone.as_deref();
     let mut setup = Setup {
         options: FilterOptions {
             usedns: args.usedns.to_lowercase(),
@@ -603,45 +663,30 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
         },
         ..Setup::default()
     };
-    if let Some(n) = args.maxlines.filter(|n| *n > 0) {
-        setup.set_maxlines(n);
-    }
-    if let Some(pattern) = &args.datepattern {
-        setup.set_datepattern(pattern, timezone)?;
-    }
-    read_failregex(conf, regex, &mut setup, args)?;
-    if let Some(ignore) = &args.ignoreregex {
-        setup.header.push(report::use_line(
-            "ignoreregex line",
-            &report::shortstr(ignore),
-        ));
-        setup.ignoreregex = vec![ignore.clone()];
-    }
-    setup.options.failregex = setup.failregex.clone();
-    setup.options.ignoreregex = setup.ignoreregex.clone();
-
-    // Server-like processing for machine output: first failregex only, pending dropped.
-    let machine = !report;
-    let mode = Mode {
-        check_all_regex: !args.no_check_all && !machine,
-        ignore_pending: machine,
-        return_raw_host: args.raw,
-        check_find_time: false,
+    // fail2ban prints each "Use" line as it goes: on an error, show those printed so far.
+    let filter = match prepare(conf, args, regex, rest, !report, &mut setup) {
+        Ok(prepared) => prepared,
+        Err(fatal) => {
+            if report {
+                for line in &setup.header {
+                    writeln!(sink, "{line}").map_err(io_fatal)?;
+                }
+            }
+            return Err(fatal);
+        }
     };
-    let filter = Filter::new(&setup.options, mode)?;
-    let detector = DateDetector::new(
-        setup.options.datepattern.as_deref(),
-        timezone,
-        LocalZone::system(),
-    )
-    .map_err(|e| Fatal(format!("ERROR: {e}")))?;
-    let dates = Arc::new(Mutex::new(detector));
 
     let path = Path::new(log);
     let is_file = path.is_file();
     if is_file {
         setup.header.push(report::use_line("log file", log));
         let encoding = args.encoding.as_deref().unwrap_or("UTF-8");
+        let normalized = encoding.to_ascii_lowercase().replace(['-', '_'], "");
+        if normalized != "utf8" {
+            return Err(Fatal(format!(
+                "ERROR: unsupported encoding {encoding:?}: only UTF-8 is read (invalid bytes become U+FFFD)"
+            )));
+        }
         setup.header.push(report::use_line("encoding", encoding));
     } else {
         let lines = input::text_lines(log, setup.options.maxlines);
@@ -696,7 +741,6 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
             ..Results::default()
         },
         filter,
-        dates,
         listing: listing.clone(),
         emit,
         prefregex_text,
@@ -880,33 +924,35 @@ mod tests {
             "/etc/fail2ban/filter.d/sshd.conf",
             "///x.local",
             "filter.d/kerio",
+            "////x",
+            "x[]",
+            "é.conf",
             "sendmail-reject[mode=extra, x=\"a b\"]",
         ] {
             assert!(looks_like_name(name), "{name}");
         }
-        for literal in [
-            "^Failed from <HOST>$",
-            "////x",
-            "a b",
-            "[x]",
-            "sshd[mode=extra",
-            "",
-        ] {
+        for literal in ["^Failed from <HOST>$", "a b", "[x]", "sshd[mode=extra", ""] {
             assert!(!looks_like_name(literal), "{literal}");
         }
     }
 
     #[test]
+    fn unknown_f_tags_print_as_nothing() {
+        assert_eq!(drop_unknown_f_tags("<ip>:<F-USER>"), "<ip>:");
+        assert_eq!(drop_unknown_f_tags("a<F-X_1>b<F->c<F-y"), "ab<F->c<F-y");
+    }
+
+    #[test]
     fn argument_checks() {
         let mut args = Args {
-            log: Some("l".into()),
+            positional: vec!["l".into()],
             ..Args::default()
         };
         assert_eq!(
             argument_errors(&args),
             ["ERROR: provide both <LOG> and <REGEX>."]
         );
-        args.regex = Some("r".into());
+        args.positional.push("r".into());
         assert!(argument_errors(&args).is_empty());
         args.print_no_missed = true;
         args.print_all_missed = true;

@@ -167,3 +167,90 @@ fn hostile_lines_are_counted_not_fatal() {
     assert!(text.contains("\nLines: 2 lines, "), "{text}");
     assert!(text.contains("\nHostile lines: 1 "), "{text}");
 }
+
+#[test]
+fn encodings_other_than_utf8_are_refused_not_misread() {
+    let log = temp_log("latin1.log", format!("{FAILED}\n").as_bytes());
+    let path = log.to_str().expect("utf-8 path");
+    let refused = regex_check(&["-e", "latin-1", path, "sshd"]);
+    assert_eq!(refused.status.code(), Some(255));
+    assert!(stdout(&refused).contains("ERROR: unsupported encoding \"latin-1\""));
+    let accepted = regex_check(&["-e", "utf-8", path, "sshd"]);
+    assert_eq!(accepted.status.code(), Some(0));
+    assert!(stdout(&accepted).contains("Use         encoding : utf-8\n"));
+}
+
+#[test]
+fn out_row_time_is_an_int_for_zoned_dates_and_a_float_otherwise() {
+    let zoned = regex_check(&[
+        "-o",
+        "row",
+        "2024-01-10T12:00:00+0200 fail from 192.0.2.1",
+        "^ fail from <HOST>$",
+    ]);
+    assert_eq!(
+        stdout(&zoned),
+        "['192.0.2.1',\t1704880800,\t{'ip4': '192.0.2.1', 'ip6': None, 'dns': None}],\n"
+    );
+    let local = regex_check(&[
+        "-o",
+        "row",
+        "2024-01-10T12:00:00 fail from 192.0.2.1",
+        "^ fail from <HOST>$",
+    ]);
+    assert!(
+        stdout(&local).starts_with("['192.0.2.1',\t1704888000.0,\t"),
+        "{}",
+        stdout(&local)
+    );
+}
+
+#[test]
+fn out_template_substitutes_tags_and_blanks_missing_f_tags() {
+    let out = regex_check(&["-o", "<ip> <F-USER>|<F-NOPE>|", FAILED, "sshd"]);
+    assert_eq!(stdout(&out), "192.0.2.7 root||\n");
+}
+
+#[test]
+fn multi_line_match_moves_buffered_lines_from_missed_to_matched() {
+    // Same output as fail2ban-regex 1.0.2 for this input.
+    let body = "Jan 12 10:00:01 host app[1]: login user=bob\n\
+                Jan 12 10:00:02 host app[1]: other\n\
+                Jan 12 10:00:03 host app[1]: failed from 192.0.2.5\n";
+    let log = temp_log("multiline.log", body.as_bytes());
+    let out = regex_check(&[
+        "-L",
+        "3",
+        "--print-all-matched",
+        log.to_str().expect("utf-8 path"),
+        r"login user=\S+\n.*\n.* failed from <HOST>$",
+    ]);
+    let text: String = stdout(&out)
+        .split_inclusive('\n')
+        .filter(|l| !l.starts_with("[processed in "))
+        .collect();
+    assert!(
+        text.ends_with(
+            "Lines: 3 lines, 0 ignored, 3 matched, 0 missed\n\n\
+             |- Matched line(s):\n\
+             |  Jan 12 10:00:01 host app[1]: login user=bob\n\
+             |  Jan 12 10:00:02 host app[1]: other\n\
+             |  Jan 12 10:00:03 host app[1]: failed from 192.0.2.5\n`-\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("Use         maxlines : 3\n"), "{text}");
+}
+
+#[test]
+fn use_lines_are_printed_before_a_regex_error() {
+    let out = regex_check(&[FAILED, "^(a <HOST>"]);
+    assert_eq!(out.status.code(), Some(255));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "Use   failregex line : ^(a <HOST>\nERROR: Unable to compile regular expression '^(a "
+        ),
+        "{text}"
+    );
+}
