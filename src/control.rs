@@ -1126,37 +1126,9 @@ fn python_float(float: f64) -> String {
     }
 }
 
-/// Python's `repr()` of a str: single quotes unless the text contains `'` and no
-/// `"`; backslash escapes for quotes, backslashes and control characters.
+/// Python's `repr()` of a str (one implementation, the configuration stream's).
 pub fn python_repr_str(text: &str) -> String {
-    let quote = if text.contains('\'') && !text.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push(quote);
-    for ch in text.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if (0x80..0xa0).contains(&(c as u32)) => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
+    crate::config::value::python_str_repr(text)
 }
 
 #[cfg(test)]

@@ -202,7 +202,10 @@ fn start_server(ns: &Netns, tree: &Path) -> Server {
         if ping.contains("pong") {
             return server;
         }
-        assert!(Instant::now() < deadline, "server did not answer ping: {ping}");
+        assert!(
+            Instant::now() < deadline,
+            "server did not answer ping: {ping}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
