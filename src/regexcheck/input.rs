@@ -25,6 +25,10 @@ pub fn text_lines(text: &str, maxlines: usize) -> Vec<&str> {
     }
 }
 
+/// Bytes of one line kept in memory; the rest of a longer line is skipped unread (the filter
+/// cuts lines at 64 KiB anyway), so a file without newlines cannot exhaust memory.
+pub const LINE_CAP: u64 = 1 << 20;
+
 /// Reads a log file line by line into one reused buffer. Only `\n`-terminated lines are
 /// returned: fail2ban does not process a final line without its newline.
 pub struct LineReader<R> {
@@ -34,6 +38,8 @@ pub struct LineReader<R> {
     pub line_no: u64,
     /// Bytes consumed so far (for the progress bar).
     pub bytes: u64,
+    /// Lines longer than `LINE_CAP` seen so far.
+    pub oversized: u64,
 }
 
 impl LineReader<File> {
@@ -49,6 +55,7 @@ impl<R: Read> LineReader<R> {
             buf: Vec::with_capacity(4096),
             line_no: 0,
             bytes: 0,
+            oversized: 0,
         }
     }
 
@@ -57,13 +64,48 @@ impl<R: Read> LineReader<R> {
     /// unterminated last line.
     pub fn next_line(&mut self) -> io::Result<Option<(u64, Cow<'_, str>)>> {
         self.buf.clear();
-        let n = self.reader.read_until(b'\n', &mut self.buf)?;
+        let mut n = (&mut self.reader)
+            .take(LINE_CAP)
+            .read_until(b'\n', &mut self.buf)?;
+        if n as u64 == LINE_CAP && self.buf.last() != Some(&b'\n') {
+            // Over-long line: drop the rest up to and including its newline.
+            let (skipped, terminated) = skip_line(&mut self.reader)?;
+            if !terminated {
+                return Ok(None);
+            }
+            n += skipped;
+            self.buf.push(b'\n');
+            self.oversized += 1;
+        }
         if n == 0 || self.buf.last() != Some(&b'\n') {
             return Ok(None);
         }
         self.bytes += n as u64;
         self.line_no += 1;
         Ok(Some((self.line_no, String::from_utf8_lossy(&self.buf))))
+    }
+}
+
+/// Consumes input up to and including the next newline; returns the bytes consumed and
+/// whether a newline ended them (false at end of input).
+fn skip_line(reader: &mut impl BufRead) -> io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((consumed, false));
+        }
+        match chunk.iter().position(|&b| b == b'\n') {
+            Some(pos) => {
+                reader.consume(pos + 1);
+                return Ok((consumed + pos + 1, true));
+            }
+            None => {
+                let len = chunk.len();
+                reader.consume(len);
+                consumed += len;
+            }
+        }
     }
 }
 
@@ -80,6 +122,25 @@ mod tests {
         }
         assert_eq!(seen, ["1:one", "2:", "3:two"]);
         assert_eq!(r.line_no, 3);
+    }
+
+    #[test]
+    fn over_long_lines_are_cut_and_skipped_without_buffering_them() {
+        let mut input = b"short\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', LINE_CAP as usize * 3));
+        input.extend_from_slice(b"\nafter\n");
+        input.extend(std::iter::repeat_n(b'y', LINE_CAP as usize + 1));
+        let mut r = LineReader::new(&input[..]);
+        let (_, first) = r.next_line().unwrap().unwrap();
+        assert_eq!(strip_eol(&first), "short");
+        let (no, long) = r.next_line().unwrap().unwrap();
+        assert_eq!((no, strip_eol(&long).len()), (2, LINE_CAP as usize));
+        let (no, after) = r.next_line().unwrap().unwrap();
+        assert_eq!((no, strip_eol(&after)), (3, "after"));
+        // An unterminated over-long tail is not a line.
+        assert!(r.next_line().unwrap().is_none());
+        assert_eq!(r.oversized, 1);
+        assert_eq!(r.bytes, input.len() as u64 - LINE_CAP - 1);
     }
 
     #[test]
