@@ -379,6 +379,13 @@ impl Engine {
         if jail.bans.contains(id) {
             let name = jail.settings.name.clone();
             log::info(&format!("[{name}] Unban {id} (successful login)"));
+            let verb = if self.mode == Mode::DryRun {
+                "would unban"
+            } else {
+                "unban"
+            };
+            self.report
+                .push(format!("{verb} {id} in {name} (successful login)"));
             self.unban_id(index, id, true, now);
         }
     }

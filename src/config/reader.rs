@@ -81,6 +81,11 @@ const JAIL_OPTS: &[(&str, Kind, Option<&str>)] = &[
     ("maxlines", Kind::Int, None),
     ("datepattern", Kind::Str, None),
     ("journalmatch", Kind::Str, None),
+    // ironban extensions (success exclusion); absent unless a jail sets them, so fail2ban
+    // trees produce fail2ban's stream unchanged.
+    ("successfilter", Kind::Str, None),
+    ("successlogpath", Kind::Str, None),
+    ("successtime", Kind::Str, None),
 ];
 
 const JAIL_OPTS_1ST: &[&str] = &["enabled", "backend", "filter"];
