@@ -65,7 +65,16 @@ fn own_tree_dumps_like_fail2ban() {
         "config dump failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let actual = placeholders(&String::from_utf8_lossy(&out.stdout), &conf);
+    // fail2ban does not know ironban's success-exclusion options; everything else must match.
+    let actual: String = placeholders(&String::from_utf8_lossy(&out.stdout), &conf)
+        .lines()
+        .filter(|l| {
+            !["successfilter", "successlogpath", "successtime"]
+                .iter()
+                .any(|o| l.contains(&format!("', '{o}', ")))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
     let expected = std::fs::read_to_string(repo().join("tests/suite_dump/expected.stream"))
         .expect("read expected.stream");
     let jails = expected
