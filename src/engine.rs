@@ -688,7 +688,16 @@ impl Engine {
                 .position(|o| o.settings.name == jail.settings.name)
             {
                 let previous = old.remove(pos);
+                // Counters and pending failures carry over; the limits are the new ones.
+                let (max_retry, find_time, max_matches) = (
+                    jail.fails.max_retry,
+                    jail.fails.find_time,
+                    jail.fails.max_matches,
+                );
                 jail.fails = previous.fails;
+                jail.fails.max_retry = max_retry;
+                jail.fails.find_time = find_time;
+                jail.fails.max_matches = max_matches;
                 jail.bans = previous.bans;
                 jail.bans.ban_time = jail.ban_time;
                 jail.in_operation = previous.in_operation;
