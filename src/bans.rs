@@ -951,6 +951,16 @@ impl FailManager {
     }
 }
 
+impl BanManager {
+    /// Put back a ban an earlier one-shot run applied, even if it has expired since: the
+    /// next `unban_due` then lifts it.
+    pub fn insert_applied(&mut self, ticket: Ticket) {
+        if !self.contains(&ticket.id) {
+            self.banned.push(ticket);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -755,6 +755,7 @@ const IRONBAN_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ironban_running(jail TEXT NOT NULL PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS ironban_action_families(jail TEXT NOT NULL, action TEXT NOT NULL, family TEXT NOT NULL, has_items INTEGER NOT NULL, PRIMARY KEY(jail, action, family));
 CREATE TABLE IF NOT EXISTS ironban_failures(jail TEXT NOT NULL, id TEXT NOT NULL, ticket JSON NOT NULL, PRIMARY KEY(jail, id));
+CREATE TABLE IF NOT EXISTS ironban_applied(jail TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY(jail, id));
 ";
 
 impl Db {
@@ -813,6 +814,30 @@ impl Db {
             tx.execute(
                 "INSERT INTO ironban_action_families(jail, action, family, has_items) VALUES(?,?,?,?)",
                 params![jail, action, family, i64::from(*has_items)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ids whose ban the previous one-shot run left applied (to lift once expired).
+    pub fn applied_bans(&self, jail: &str) -> anyhow::Result<Vec<String>> {
+        self.ironban_schema()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM ironban_applied WHERE jail=?")?;
+        let rows = stmt.query_map([jail], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn save_applied_bans(&mut self, jail: &str, ids: &[String]) -> anyhow::Result<()> {
+        self.ironban_schema()?;
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM ironban_applied WHERE jail=?", [jail])?;
+        for id in ids {
+            tx.execute(
+                "INSERT OR IGNORE INTO ironban_applied(jail, id) VALUES(?,?)",
+                params![jail, id],
             )?;
         }
         tx.commit()?;

@@ -258,6 +258,18 @@ impl Engine {
                 }
             }
         }
+        if let (Mode::Once { .. }, Some(db)) = (&self.mode, &self.db) {
+            let applied = db.applied_bans(&name)?;
+            if !applied.is_empty() {
+                for record in db.active_bans(&name, i64::MIN)? {
+                    if applied.contains(&record.id) {
+                        let mut ticket = record.to_ticket();
+                        ticket.restored = true;
+                        jail.bans.insert_applied(ticket);
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -653,6 +665,9 @@ impl Engine {
             }
             if let Err(err) = db.save_action_families(name, &states) {
                 log::error(&format!("[{name}] cannot store action state: {err}"));
+            }
+            if let Err(err) = db.save_applied_bans(name, &jail.bans.ban_list()) {
+                log::error(&format!("[{name}] cannot store applied bans: {err}"));
             }
             if let Err(err) = db.save_failures(name, &jail.fails.tickets()) {
                 log::error(&format!("[{name}] cannot store failures: {err}"));
