@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: temp dirs, the shared upstream data, commands.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
