@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Memory and CPU of `ironban server` (and fail2ban-server when installed) with 20 jails after
+# LINES appended log lines (default 100k), plus ban latency: the time from writing the
+# maxretry-th failure line to the recording action running (inotify backend).
+# Usage: bench/daemon20.sh [ironban] [fail2ban]
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+LINES="${LINES:-100000}"
+SERVERS="${*:-ironban fail2ban}"
+CONF="${CONF:-$repo/../shared/fail2ban-upstream/config}"
+export TZ=UTC
+filters=(sshd postfix kerio dovecot exim sendmail-reject sendmail-auth courier-smtp courier-auth
+         cyrus-imap uwimap-auth qmail pam-generic vsftpd proftpd pure-ftpd apache-auth nginx-http-auth
+         dropbear xinetd-fail)
+(cd "$here/loggen" && cargo build --release -q) || exit 1
+loggen="$here/loggen/target/release/loggen"
+(cd "$repo" && cargo build --release -q) || exit 1
+
+run_one() {
+    local server="$1" tree="$here/out/daemon20-$1"
+    rm -rf "$tree"; mkdir -p "$tree/logs" "$tree/run"
+    cp -r "$CONF"/. "$tree/"
+    cat > "$tree/fail2ban.local" <<EOC
+[DEFAULT]
+socket = $tree/run/s.sock
+pidfile = $tree/run/p.pid
+dbfile = $tree/run/db.sqlite3
+logtarget = $tree/run/server.log
+EOC
+    cat > "$tree/action.d/stamp.conf" <<'EOC'
+[Definition]
+actionban = echo "<ip> $(date +%%s.%%N)" >> <file>
+EOC
+    {
+        printf '[DEFAULT]\nbackend = auto\nmaxretry = 3\nfindtime = 10m\nbantime = 1h\nusedns = no\nignoreself = false\n'
+        printf 'action = stamp[file="%s/bans.txt"]\n\n' "$tree"
+        for f in "${filters[@]}"; do
+            printf '[%s]\nenabled = true\nbackend = auto\nfilter = %s\nlogpath = %s/logs/%s.log\n\n' "$f" "$f" "$tree" "$f"
+            : > "$tree/logs/$f.log"
+        done
+    } > "$tree/jail.local"
+    local pid
+    case "$server" in
+        ironban) "$repo/target/release/ironban" -c "$tree" server -f >"$tree/run/out" 2>&1 & pid=$! ;;
+        fail2ban)
+            command -v fail2ban-server >/dev/null || { echo "fail2ban: not installed"; return; }
+            fail2ban-server -f -c "$tree" -s "$tree/run/s.sock" -p "$tree/run/p.pid" >"$tree/run/out" 2>&1 & pid=$! ;;
+    esac
+    sleep 2
+    [ "$server" = fail2ban ] && fail2ban-client -c "$tree" -s "$tree/run/s.sock" reload >/dev/null 2>&1
+    sleep 1
+    local idle; idle=$(awk '/VmRSS/{print $2}' "/proc/$pid/status")
+    local t0; t0=$(awk '{print $14+$15}' "/proc/$pid/stat")
+    # 100k lines spread over the 20 logs: sshd and postfix formats from the generator.
+    local per=$((LINES / 20))
+    "$loggen" sshd "$per" --seed 7 --at "$(date +%s)" > "$tree/sshd.src" 2>/dev/null
+    "$loggen" postfix "$per" --seed 8 --at "$(date +%s)" > "$tree/postfix.src" 2>/dev/null
+    for f in "${filters[@]}"; do
+        case "$f" in postfix*|sendmail*|courier*|qmail|exim) src=postfix.src ;; *) src=sshd.src ;; esac
+        cat "$tree/$src" >> "$tree/logs/$f.log"
+    done
+    sleep 15
+    local rss; rss=$(awk '/VmRSS/{print $2}' "/proc/$pid/status")
+    local t1; t1=$(awk '{print $14+$15}' "/proc/$pid/stat")
+    local hz; hz=$(getconf CLK_TCK)
+    # Latency probes on the sshd jail: write 3 failures from a fresh address, time the ban.
+    local lat=()
+    for i in $(seq 1 9); do
+        local ip="203.0.113.$((100 + i))"
+        local t; t=$(date +%s.%N)
+        for k in 1 2 3; do
+            echo "$(date '+%b %e %H:%M:%S') srv sshd[$((4000+i))]: Failed password for root from $ip port 22 ssh2" >> "$tree/logs/sshd.log"
+        done
+        local until=$(( $(date +%s) + 10 ))
+        while ! grep -q "^$ip " "$tree/bans.txt" 2>/dev/null && [ "$(date +%s)" -lt "$until" ]; do sleep 0.005; done
+        local b; b=$(grep "^$ip " "$tree/bans.txt" | head -1 | awk '{print $2}')
+        [ -n "$b" ] && lat+=("$(echo "($b - $t) * 1000" | bc)")
+        sleep 0.3
+    done
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    local p50; p50=$(printf '%s\n' "${lat[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    printf '%s: 20 jails, %d lines: idle RSS %d KB, RSS after %d KB, CPU %.2f s, ban latency p50 %.1f ms (%d probes)\n' \
+        "$server" "$LINES" "$idle" "$rss" "$(echo "($t1 - $t0) / $hz" | bc -l)" "${p50:-0}" "${#lat[@]}"
+}
+for s in $SERVERS; do run_one "$s"; done
