@@ -170,6 +170,7 @@ impl Engine {
     /// Database bookkeeping, crash recovery, restored bans and `actionstart` of one jail.
     fn open_jail(&mut self, index: usize, now: f64) -> anyhow::Result<()> {
         let jail = &mut self.jails[index];
+        let mut applied: Vec<String> = Vec::new();
         let name = jail.settings.name.clone();
         let encoding = Encoding::from_name(&jail.settings.logencoding).unwrap_or(Encoding::Utf8);
         if let Some(db) = &self.db {
@@ -186,9 +187,18 @@ impl Engine {
             if let Some(success) = &mut jail.success {
                 success.source.ensure_open(None, encoding);
             }
+            // What an earlier one-shot run left in place: started actions and applied bans.
+            // Both modes take it over as it is instead of starting and banning again.
+            let families = db.action_families(&name)?;
+            for (action, family, has_items) in &families {
+                if let Some(a) = jail.actions.actions.iter_mut().find(|a| a.name == *action) {
+                    a.restore_family(family, *has_items);
+                }
+            }
+            applied = db.applied_bans(&name)?;
             match self.mode {
                 Mode::Daemon => {
-                    if db.was_running(&name)? {
+                    if db.was_running(&name)? && families.is_empty() {
                         log::warn(&format!(
                             "[{name}] previous server did not stop cleanly: stopping its actions first"
                         ));
@@ -199,12 +209,6 @@ impl Engine {
                     db.set_running(&name, true)?;
                 }
                 Mode::Once { .. } => {
-                    for (action, family, has_items) in db.action_families(&name)? {
-                        if let Some(a) = jail.actions.actions.iter_mut().find(|a| a.name == action)
-                        {
-                            a.restore_family(&family, has_items);
-                        }
-                    }
                     for ticket in db.load_failures(&name)? {
                         jail.fails.restore(ticket);
                     }
@@ -247,7 +251,7 @@ impl Engine {
                 continue;
             }
             if let BanOutcome::Banned(ticket) = jail.bans.add_ban(ticket, now) {
-                if matches!(self.mode, Mode::Daemon) {
+                if matches!(self.mode, Mode::Daemon) && !applied.contains(&ticket.id) {
                     log::info(&format!("[{name}] Restore Ban {}", ticket.id));
                     if let Err(errors) = jail.actions.ban(&ticket) {
                         for e in errors {
@@ -258,8 +262,7 @@ impl Engine {
                 }
             }
         }
-        if let (Mode::Once { .. }, Some(db)) = (&self.mode, &self.db) {
-            let applied = db.applied_bans(&name)?;
+        if let Some(db) = &mut self.db {
             if !applied.is_empty() {
                 for record in db.active_bans(&name, i64::MIN)? {
                     if applied.contains(&record.id) {
@@ -268,6 +271,11 @@ impl Engine {
                         jail.bans.insert_applied(ticket);
                     }
                 }
+            }
+            if self.mode == Mode::Daemon {
+                // From now on the daemon owns this state and undoes it when it stops.
+                db.save_applied_bans(&name, &[])?;
+                db.save_action_families(&name, &[])?;
             }
         }
         Ok(())
