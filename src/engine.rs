@@ -896,6 +896,8 @@ impl Engine {
         let jail = &self.jails[index];
         Ok(match what {
             "bantime" => json!(jail.ban_time),
+            // fail2ban keeps whole findtimes as ints (`600`, not `600.0`).
+            "findtime" if jail.find_time.fract() == 0.0 => json!(jail.find_time as i64),
             "findtime" => json!(jail.find_time),
             "maxretry" => json!(jail.settings.maxretry),
             "maxmatches" => json!(jail.settings.maxmatches),

@@ -39,6 +39,7 @@ fn client_verbs_bans_and_reload() {
     );
     assert_eq!(stdout(&d.client(&["get", "app", "maxretry"])), "3\n");
     assert_eq!(stdout(&d.client(&["get", "app", "bantime"])), "3600\n");
+    assert_eq!(stdout(&d.client(&["get", "app", "findtime"])), "600\n");
     let json = stdout(&d.client(&["--json", "status", "app"]));
     assert!(json.contains("\"192.0.2.10\""), "{json}");
 
