@@ -6,13 +6,12 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::daemon::{stdout, wait_until};
 use common::netns::{Netns, CLIENT_IP};
-use common::TempDir;
+use common::{append_lines, TempDir};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -151,17 +150,6 @@ impl Drop for Server {
     }
 }
 
-fn append(path: &Path, lines: &[String]) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for line in lines {
-        writeln!(f, "{line}").unwrap();
-    }
-}
-
 fn syslog_now() -> String {
     chrono::Local::now().format("%b %e %H:%M:%S").to_string()
 }
@@ -206,10 +194,10 @@ fn scenario_1_kerio_pf_with_success_exclusion_and_whitelist() {
     );
     // Failed SMTP logins: an attacker, a whitelisted office address (192.0.2.0/24 in the
     // shipped jail) and a user who also logged in successfully.
-    append(&security, &kerio_failures("203.0.113.5", 5));
-    append(&security, &kerio_failures("192.0.2.9", 6));
-    append(&security, &kerio_failures("203.0.113.6", 5));
-    append(
+    append_lines(&security, &kerio_failures("203.0.113.5", 5));
+    append_lines(&security, &kerio_failures("192.0.2.9", 6));
+    append_lines(&security, &kerio_failures("203.0.113.6", 5));
+    append_lines(
         &audit,
         &[format!(
             "[{}] IMAP: User john@example.com authenticated from IP address 203.0.113.6",
@@ -231,7 +219,7 @@ fn scenario_1_kerio_pf_with_success_exclusion_and_whitelist() {
     // The daemon restores the ban into the table, then bans a new attacker.
     std::fs::remove_file(&record).unwrap();
     let server = Server::start(&tree, Some(&bin), None);
-    append(&security, &kerio_failures("203.0.113.7", 5));
+    append_lines(&security, &kerio_failures("203.0.113.7", 5));
     wait_until("203.0.113.7 is added to the table", || {
         calls(&record).contains(&"-q -t kerio -T add 203.0.113.7".to_string())
     });
@@ -293,17 +281,17 @@ fn scenario_2_opensmtpd_cron_into_pf_table_bot() {
         ),
     );
     // First cron run: 6 failures of the bot in one session, 12 of an ignored address.
-    append(
+    append_lines(
         &maillog,
         &smtpd_session("2d4a6b9c7e1f0a3b", "203.0.113.20", 6),
     );
-    append(
+    append_lines(
         &maillog,
         &smtpd_session("3e5b7c0d8f2a1b4c", "198.51.100.7", 12),
     );
     assert_eq!(run_once(&tree, Some(&bin), None), "");
     // Second run: 5 more in a new session make more than 10.
-    append(
+    append_lines(
         &maillog,
         &smtpd_session("4f6c8d1e9a3b2c5d", "203.0.113.20", 5),
     );
@@ -328,7 +316,7 @@ fn scenario_2_opensmtpd_cron_into_pf_table_bot() {
     // The same jail as a daemon.
     std::fs::remove_file(&record).unwrap();
     let server = Server::start(&tree, Some(&bin), None);
-    append(
+    append_lines(
         &maillog,
         &smtpd_session("5a7d9e2f0b4c3d6e", "203.0.113.21", 11),
     );
@@ -353,7 +341,7 @@ fn scenario_3_kerio_jail_migrated_from_fail2ban_with_iptables_multiport() {
             security.display()
         ),
     );
-    append(&security, &kerio_failures(CLIENT_IP, 3));
+    append_lines(&security, &kerio_failures(CLIENT_IP, 3));
     let report = run_once(&tree, None, Some(&ns));
     assert!(
         report.contains(&format!("ban {CLIENT_IP} in kerio")),
@@ -408,8 +396,8 @@ fn scenario_4_postfix_blackhole_routes() {
             maillog.display()
         ),
     );
-    append(&maillog, &postfix_failures(CLIENT_IP, 5));
-    append(&maillog, &postfix_failures("203.0.113.9", 2));
+    append_lines(&maillog, &postfix_failures(CLIENT_IP, 5));
+    append_lines(&maillog, &postfix_failures("203.0.113.9", 2));
     let report = run_once(&tree, None, Some(&ns));
     assert!(
         report.contains(&format!("ban {CLIENT_IP} in postfix-blackhole")),
@@ -477,9 +465,9 @@ fn scenario_5_sendmail_guessers_into_a_dedicated_chain() {
             whitelist.display()
         ),
     );
-    append(&maillog, &sendmail_unknown_user("mail1", CLIENT_IP, 3));
-    append(&maillog, &sendmail_unknown_user("mail1", "198.51.100.9", 4));
-    append(&maillog, &sendmail_unknown_user("mail2", "203.0.113.77", 4));
+    append_lines(&maillog, &sendmail_unknown_user("mail1", CLIENT_IP, 3));
+    append_lines(&maillog, &sendmail_unknown_user("mail1", "198.51.100.9", 4));
+    append_lines(&maillog, &sendmail_unknown_user("mail2", "203.0.113.77", 4));
     let report = run_once(&tree, None, Some(&ns));
     assert_eq!(
         report.lines().count(),

@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-use common::TempDir;
+use common::{append_lines, TempDir};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -16,17 +15,6 @@ fn repo() -> &'static Path {
 
 fn kerio_time() -> String {
     chrono::Local::now().format("%d/%b/%Y %H:%M:%S").to_string()
-}
-
-fn append(path: &Path, lines: &[String]) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for line in lines {
-        writeln!(f, "{line}").unwrap();
-    }
 }
 
 fn failures(ip: &str, n: usize) -> Vec<String> {
@@ -108,9 +96,9 @@ fn successful_logins_prevent_and_lift_bans() {
     );
 
     // .10 logged in successfully: its failures must not ban it; .20 did not.
-    append(&audit, &[success("192.0.2.10")]);
-    append(&security, &failures("192.0.2.10", 4));
-    append(&security, &failures("192.0.2.20", 3));
+    append_lines(&audit, &[success("192.0.2.10")]);
+    append_lines(&security, &failures("192.0.2.10", 4));
+    append_lines(&security, &failures("192.0.2.20", 3));
     let report = run_once(&tree);
     assert!(report.contains("ban 192.0.2.20 in kerio-test"), "{report}");
     assert!(!report.contains("192.0.2.10"), "{report}");
@@ -119,7 +107,7 @@ fn successful_logins_prevent_and_lift_bans() {
     assert!(!recorded.contains("192.0.2.10"), "{recorded}");
 
     // A later success of .20 lifts its ban in the next run.
-    append(&audit, &[success("192.0.2.20")]);
+    append_lines(&audit, &[success("192.0.2.20")]);
     let report = run_once(&tree);
     assert!(
         report.contains("unban 192.0.2.20 in kerio-test (successful login)"),

@@ -69,3 +69,16 @@ pub fn require_root() {
         "this test manages network namespaces and firewalls: run it as root"
     );
 }
+
+/// Append lines to a file, creating it if needed.
+pub fn append_lines(path: &Path, lines: &[String]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open log for appending");
+    for line in lines {
+        writeln!(f, "{line}").expect("append line");
+    }
+}
