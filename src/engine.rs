@@ -146,6 +146,9 @@ impl Engine {
             }
             _ => None,
         };
+        if mode == Mode::Daemon {
+            log::set_level(&settings.global.loglevel);
+        }
         let mut engine = Engine {
             conf: conf.to_path_buf(),
             mode,

@@ -31,6 +31,10 @@ pub struct Args {
 
 #[derive(clap::Args)]
 pub struct RunOnceArgs {
+    /// Also log every failure found and every ban on stderr (cron mails stderr, so the
+    /// default is warnings and errors only).
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// Print what would be banned and unbanned; run no action and store nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -205,6 +209,9 @@ pub fn run_once(conf: &Path, args: RunOnceArgs) -> anyhow::Result<u8> {
     if !loaded.ok {
         anyhow::bail!("the configuration in {} has errors", conf.display());
     }
+    if !args.verbose {
+        log::set_level("WARNING");
+    }
     let mode = if args.dry_run {
         Mode::DryRun
     } else {
@@ -220,15 +227,42 @@ pub fn run_once(conf: &Path, args: RunOnceArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Minimal logging to stderr (systemd's journal picks it up).
+/// Logging to stderr (systemd's journal picks it up), filtered by fail2ban's `loglevel`.
 pub mod log {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    const ERROR: u8 = 40;
+    const WARNING: u8 = 30;
+    const INFO: u8 = 20;
+
+    static THRESHOLD: AtomicU8 = AtomicU8::new(INFO);
+
+    /// Set the threshold from a fail2ban `loglevel` name or number (unknown names keep INFO).
+    pub fn set_level(level: &str) {
+        let value = match level.trim().to_ascii_uppercase().as_str() {
+            "CRITICAL" | "FATAL" => 50,
+            "ERROR" => ERROR,
+            "WARN" | "WARNING" | "NOTICE" => WARNING,
+            "INFO" => INFO,
+            "DEBUG" | "TRACEDEBUG" | "HEAVYDEBUG" | "NOTSET" => 0,
+            other => other.parse().unwrap_or(INFO),
+        };
+        THRESHOLD.store(value, Ordering::Relaxed);
+    }
+
+    fn emit(level: u8, name: &str, msg: &str) {
+        if level >= THRESHOLD.load(Ordering::Relaxed) {
+            eprintln!("{name} {msg}");
+        }
+    }
+
     pub fn info(msg: &str) {
-        eprintln!("INFO {msg}");
+        emit(INFO, "INFO", msg);
     }
     pub fn warn(msg: &str) {
-        eprintln!("WARNING {msg}");
+        emit(WARNING, "WARNING", msg);
     }
     pub fn error(msg: &str) {
-        eprintln!("ERROR {msg}");
+        emit(ERROR, "ERROR", msg);
     }
 }
