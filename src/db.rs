@@ -168,6 +168,26 @@ pub fn first_line_hash(first_line: &[u8]) -> String {
     crate::logsource::sha1_hex(first_line)
 }
 
+const BANS_INSERT: &str =
+    "INSERT INTO bans(jail, ip, timeofban, bantime, bancount, data) VALUES(?, ?, ?, ?, ?, ?)";
+const BIPS_UPSERT: &str = "INSERT OR REPLACE INTO bips(jail, ip, timeofban, bantime, bancount, data) VALUES(?, ?, ?, ?, ?, ?)";
+
+/// One ban row into `bans` or `bips`, `data` stored as a UTF-8 JSON blob like fail2ban.
+fn insert_record(conn: &Connection, sql: &str, record: &BanRecord) -> anyhow::Result<()> {
+    conn.execute(
+        sql,
+        params![
+            record.jail,
+            record.id,
+            record.time_of_ban,
+            record.ban_time,
+            record.ban_count,
+            Value::Blob(serde_json::to_vec(&record.data)?)
+        ],
+    )?;
+    Ok(())
+}
+
 /// fail2ban stores `data` as a UTF-8 JSON blob; accept text too.
 fn json_from_sql(value: ValueRef<'_>) -> serde_json::Value {
     let text = match value {
@@ -297,23 +317,8 @@ impl Db {
             "INSERT OR IGNORE INTO jails(name, enabled) VALUES(?, 1)",
             [&ban.jail],
         )?;
-        let data = serde_json::to_vec(&ban.data)?;
-        for sql in [
-            "INSERT INTO bans(jail, ip, timeofban, bantime, bancount, data) VALUES(?, ?, ?, ?, ?, ?)",
-            "INSERT OR REPLACE INTO bips(jail, ip, timeofban, bantime, bancount, data) VALUES(?, ?, ?, ?, ?, ?)",
-        ] {
-            tx.execute(
-                sql,
-                params![
-                    ban.jail,
-                    ban.id,
-                    ban.time_of_ban,
-                    ban.ban_time,
-                    ban.ban_count,
-                    Value::Blob(data.clone())
-                ],
-            )?;
-        }
+        insert_record(&tx, BANS_INSERT, ban)?;
+        insert_record(&tx, BIPS_UPSERT, ban)?;
         tx.commit()?;
         Ok(())
     }
@@ -589,17 +594,7 @@ pub fn import_fail2ban_db(src: &Path, dst: &Path) -> anyhow::Result<ImportCounts
                 "INSERT OR IGNORE INTO jails(name, enabled) VALUES(?, 0)",
                 [&record.jail],
             )?;
-            tx.execute(
-                "INSERT INTO bans(jail, ip, timeofban, bantime, bancount, data) VALUES(?, ?, ?, ?, ?, ?)",
-                params![
-                    record.jail,
-                    record.id,
-                    record.time_of_ban,
-                    record.ban_time,
-                    record.ban_count,
-                    Value::Blob(serde_json::to_vec(&record.data)?)
-                ],
-            )?;
+            insert_record(&tx, BANS_INSERT, &record)?;
             counts.bans += 1;
             let key = (record.id.clone(), record.jail.clone());
             let newer = latest
@@ -624,17 +619,7 @@ pub fn import_fail2ban_db(src: &Path, dst: &Path) -> anyhow::Result<ImportCounts
             "INSERT OR IGNORE INTO jails(name, enabled) VALUES(?, 0)",
             [&record.jail],
         )?;
-        tx.execute(
-            "INSERT OR REPLACE INTO bips(jail, ip, timeofban, bantime, bancount, data) VALUES(?, ?, ?, ?, ?, ?)",
-            params![
-                record.jail,
-                record.id,
-                record.time_of_ban,
-                record.ban_time,
-                record.ban_count,
-                Value::Blob(serde_json::to_vec(&record.data)?)
-            ],
-        )?;
+        insert_record(&tx, BIPS_UPSERT, &record)?;
         counts.bips += 1;
     }
 

@@ -345,7 +345,7 @@ impl Engine {
             success.seen.retain(|_, t| *t > now - window);
             let ids: Vec<String> = success.seen.keys().cloned().collect();
             for id in ids {
-                self.clear_successful(index, &id, now);
+                self.clear_successful(index, &id);
             }
         }
         let mut lines = Vec::new();
@@ -396,7 +396,7 @@ impl Engine {
     }
 
     /// A success for `id`: forget its failures and lift a ban of this jail.
-    fn clear_successful(&mut self, index: usize, id: &str, now: f64) {
+    fn clear_successful(&mut self, index: usize, id: &str) {
         let jail = &mut self.jails[index];
         jail.fails.remove(id);
         if jail.bans.contains(id) {
@@ -409,7 +409,7 @@ impl Engine {
             };
             self.report
                 .push(format!("{verb} {id} in {name} (successful login)"));
-            self.unban_id(index, id, true, now);
+            self.unban_id(index, id, true);
         }
     }
 
@@ -596,7 +596,7 @@ impl Engine {
     }
 
     /// Unban `id` in jail `index` now (manual or success): actions and database rows.
-    fn unban_id(&mut self, index: usize, id: &str, delete_from_db: bool, _now: f64) -> bool {
+    fn unban_id(&mut self, index: usize, id: &str, delete_from_db: bool) -> bool {
         let jail = &mut self.jails[index];
         let name = jail.settings.name.clone();
         if delete_from_db {
@@ -825,7 +825,7 @@ impl Engine {
                 for index in 0..self.jails.len() {
                     let ids = self.jails[index].bans.ban_list();
                     for id in ids {
-                        count += usize::from(self.unban_id(index, &id, true, now()));
+                        count += usize::from(self.unban_id(index, &id, true));
                     }
                     let name = self.jails[index].settings.name.clone();
                     if let Some(db) = &mut self.db {
@@ -838,7 +838,7 @@ impl Engine {
                 let mut count = 0;
                 for id in ids {
                     for index in 0..self.jails.len() {
-                        count += usize::from(self.unban_id(index, id, true, now()));
+                        count += usize::from(self.unban_id(index, id, true));
                     }
                 }
                 Ok(json!(count))
@@ -862,7 +862,7 @@ impl Engine {
                 let mut count = 0;
                 let mut absent = Vec::new();
                 for id in ids {
-                    if self.unban_id(index, id, true, now()) {
+                    if self.unban_id(index, id, true) {
                         count += 1;
                     } else {
                         absent.push(id.to_string());

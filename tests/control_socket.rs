@@ -1,13 +1,17 @@
 //! The control socket over a real Unix socket: round trips, permissions, hostile
 //! clients, and the `ironban client` command line.
 
+mod common;
+
+use common::TempDir;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,29 +21,6 @@ use ironban::control::{
     DEFAULT_SOCKET,
 };
 use serde_json::{json, Value};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        // Short names: Unix socket paths are limited to ~108 bytes.
-        let dir = std::env::temp_dir().join(format!("ib-ctl-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// What the test server answers, a small stand-in for the real server.
 fn test_handler(cmd: Vec<String>) -> Result<Value, CommandError> {
@@ -358,7 +339,7 @@ fn socket_path_comes_from_fail2ban_conf() {
     )
     .expect("write conf");
     assert_eq!(
-        configured_socket(&dir.0),
+        configured_socket(dir.path()),
         PathBuf::from("/run/x/default.sock")
     );
     fs::write(
@@ -367,11 +348,14 @@ fn socket_path_comes_from_fail2ban_conf() {
     )
     .expect("write local");
     assert_eq!(
-        configured_socket(&dir.0),
+        configured_socket(dir.path()),
         PathBuf::from("/run/y/local.sock")
     );
     let empty = TempDir::new("noconf");
-    assert_eq!(configured_socket(&empty.0), PathBuf::from(DEFAULT_SOCKET));
+    assert_eq!(
+        configured_socket(empty.path()),
+        PathBuf::from(DEFAULT_SOCKET)
+    );
     let upstream = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fail2ban-upstream/config");
     if upstream.is_dir() {
         assert_eq!(configured_socket(&upstream), PathBuf::from(DEFAULT_SOCKET));
