@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use crate::date::{DateDetector, LocalZone};
-use crate::filter::{self, Filter, FilterOptions, Mode};
+use crate::filter::{self, Filter, FilterOptions, Mode, PrefregexDetail};
 
 pub use report::{LineClass, LineStats, Listing, RegexStat, Results};
 
@@ -632,7 +632,12 @@ fn prepare(
         return_raw_host: args.raw,
         check_find_time: false,
     };
-    let filter = Filter::new(&setup.options, mode).map_err(Fatal::from)?;
+    let mut filter = Filter::new(&setup.options, mode).map_err(Fatal::from)?;
+    filter.prefregex_detail = match (machine, args.verbosity.unwrap_or(args.verbose)) {
+        (true, _) => PrefregexDetail::Nothing,
+        (false, 0) => PrefregexDetail::Hit,
+        (false, _) => PrefregexDetail::Groups,
+    };
     Ok(filter)
 }
 

@@ -1,7 +1,9 @@
 //! Filters: failregex/ignoreregex/prefregex matching turning log lines into failures
 //! (fail2ban's `Filter.processLine`/`findFailure`, multi-line buffer and MLFID sessions).
 
+pub mod ascii;
 pub mod data;
+pub mod prefilter;
 pub mod regex;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,6 +12,7 @@ use crate::addr::FailureId;
 use crate::config::{Command, Value};
 use crate::date::{DateDetector, LocalZone};
 pub use data::{FailData, TupleLine};
+use prefilter::Prefilter;
 use regex::{Anchors, FilterRegex, RegexError, RegexMatch};
 
 /// Lines longer than this are cut (at a character boundary) before matching.
@@ -137,6 +140,18 @@ impl Mode {
     }
 }
 
+/// What a line the prefilter rules out still reports about the prefregex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrefregexDetail {
+    /// Nothing (the daemon): such a line costs one DFA pass.
+    #[default]
+    Nothing,
+    /// Whether it matched (`prefregex_groups` = `Some(empty)`), as regex-check counts.
+    Hit,
+    /// Its groups, as regex-check lists them in verbose mode.
+    Groups,
+}
+
 /// Errors building a filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FilterError {
@@ -249,6 +264,9 @@ pub struct Filter {
     pub find_time: f64,
     /// Lines cut at `MAX_LINE_BYTES` so far.
     pub truncated_lines: u64,
+    /// Single-line filters: which failregexes can match a line, decided by one DFA pass.
+    prefilter: Option<Prefilter>,
+    pub prefregex_detail: PrefregexDetail,
 }
 
 const FAILURE_ID_GROUPS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
@@ -317,6 +335,23 @@ impl Filter {
                 .map_err(|e| FilterError::Date(e.to_string()))?,
             )
         };
+        let prefilter = if options.maxlines == 1 {
+            let pref = match &prefregex {
+                Some(p) => p
+                    .group_index("content")
+                    .map(|content| (p.translated.as_str(), content)),
+                None => None,
+            };
+            let usable = prefregex.is_none() || pref.is_some();
+            let fail: Vec<&str> = failregex.iter().map(|r| r.translated.as_str()).collect();
+            let ignore: Vec<&str> = ignoreregex.iter().map(|r| r.translated.as_str()).collect();
+            let precheck = precheck_ignore(ignore.len(), fail.len());
+            usable
+                .then(|| Prefilter::new(pref, &fail, &ignore, precheck))
+                .flatten()
+        } else {
+            None
+        };
         Ok(Filter {
             options: options.clone(),
             mode,
@@ -331,7 +366,20 @@ impl Filter {
             in_operation: true,
             find_time: 600.0,
             truncated_lines: 0,
+            prefilter,
+            prefregex_detail: PrefregexDetail::Nothing,
         })
+    }
+
+    /// Whether single-line matching starts with the prefilter (see `prefilter`).
+    pub fn has_prefilter(&self) -> bool {
+        self.prefilter.is_some()
+    }
+
+    /// Match every line with the exact regexes only (the reference the prefilter is
+    /// tested against).
+    pub fn disable_prefilter(&mut self) {
+        self.prefilter = None;
     }
 
     /// Process one log line (without terminator) at wall time `now`.
@@ -485,8 +533,31 @@ impl Filter {
         let check_all = self.mode.check_all_regex;
         let mut buf: Option<String> = Some(data::join_buffer(&self.buffer));
 
+        let mut candidates = None;
+        let mut may_be_ignored = true;
+        if let (Some(pf), Some(text)) = (&self.prefilter, &buf) {
+            if pf.needs_content() {
+                may_be_ignored = pf.may_be_ignored(text);
+            } else {
+                let found = pf.candidates(text);
+                if found.is_empty() {
+                    match (&self.prefregex, self.prefregex_detail) {
+                        (None, _) | (Some(_), PrefregexDetail::Nothing) => return result,
+                        (Some(pref), PrefregexDetail::Hit) => {
+                            if pref.is_match(text) {
+                                result.prefregex_groups = Some(Vec::new());
+                            }
+                            return result;
+                        }
+                        (Some(_), PrefregexDetail::Groups) => {}
+                    }
+                }
+                candidates = Some(found);
+            }
+        }
+
         // ignoreregex pre-check on the whole original buffer.
-        if !self.ignoreregex.is_empty() && self.ignoreregex.len() + 2 < self.failregex.len() {
+        if may_be_ignored && precheck_ignore(self.ignoreregex.len(), self.failregex.len()) {
             let text = buf.clone().unwrap_or_default();
             for (i, re) in self.ignoreregex.iter().enumerate() {
                 if re.search(&text).is_some() {
@@ -516,9 +587,17 @@ impl Filter {
                 buf = Some(format!("{content}\n"));
                 self.buffer = vec![TupleLine::plain(&content)];
             }
+            if let (Some(pf), Some(text)) = (&self.prefilter, &buf) {
+                if pf.needs_content() {
+                    candidates = Some(pf.candidates(text));
+                }
+            }
         }
 
         for index in 0..self.failregex.len() {
+            if candidates.as_ref().is_some_and(|c| !c.may_match(index)) {
+                continue;
+            }
             let text = match &buf {
                 Some(b) => b.clone(),
                 None => data::join_buffer(&self.buffer),
@@ -820,6 +899,11 @@ impl Filter {
             data,
         });
     }
+}
+
+/// fail2ban searches the ignoreregexes before the failregexes when there are many of the latter.
+fn precheck_ignore(ignoreregexes: usize, failregexes: usize) -> bool {
+    ignoreregexes > 0 && ignoreregexes + 2 < failregexes
 }
 
 fn single_or_any(maxlines: usize) -> Anchors {

@@ -5,6 +5,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::OnceLock;
 
+use super::ascii::AsciiFirst;
+
 /// Backtracking steps allowed per search; crafted lines hit this instead of hanging.
 const BACKTRACK_LIMIT: usize = 200_000;
 
@@ -415,9 +417,19 @@ pub struct FilterRegex {
     pub original: String,
     pub resolved: String,
     pub translated: String,
-    regex: fancy_regex::Regex,
+    regex: AsciiFirst<str, fancy_regex::Regex>,
     /// Named groups in definition order.
     names: Vec<(usize, String)>,
+}
+
+/// Compile a translated pattern, limited to ASCII or with full Unicode classes.
+pub fn compile(translated: &str, ascii: bool) -> Result<fancy_regex::Regex, String> {
+    let mut builder = fancy_regex::RegexBuilder::new(translated);
+    builder.backtrack_limit(BACKTRACK_LIMIT);
+    if ascii {
+        builder.bytes_mode(fancy_regex::BytesMode::Ascii);
+    }
+    builder.build().map_err(|e| e.to_string())
 }
 
 /// A successful search: span and every named group (None when it did not participate).
@@ -455,15 +467,17 @@ impl FilterRegex {
             return Err(RegexError::Empty);
         }
         let translated = translate(&resolved, anchors)?;
-        let regex = fancy_regex::RegexBuilder::new(&translated)
-            .backtrack_limit(BACKTRACK_LIMIT)
-            .build()
-            .map_err(|e| err(&resolved, e.to_string()))?;
+        let regex =
+            AsciiFirst::new(translated.as_str().into(), compile).map_err(|e| err(&resolved, e))?;
         let names = regex
-            .capture_names()
-            .enumerate()
-            .filter_map(|(i, n)| n.map(|n| (i, n.to_string())))
-            .collect();
+            .any()
+            .map(|r| {
+                r.capture_names()
+                    .enumerate()
+                    .filter_map(|(i, n)| n.map(|n| (i, n.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(FilterRegex {
             original: original.to_string(),
             resolved,
@@ -478,6 +492,18 @@ impl FilterRegex {
         self.names.iter().any(|(_, n)| n == name)
     }
 
+    /// Capture group number of a named group.
+    pub fn group_index(&self, name: &str) -> Option<usize> {
+        self.names.iter().find(|(_, n)| n == name).map(|(i, _)| *i)
+    }
+
+    /// Whether the regex matches anywhere in `text` (no captures).
+    pub fn is_match(&self, text: &str) -> bool {
+        self.regex
+            .for_text(text)
+            .is_some_and(|re| re.is_match(text).unwrap_or(false))
+    }
+
     /// Names of all named groups, in definition order.
     pub fn group_names(&self) -> impl Iterator<Item = &str> {
         self.names.iter().map(|(_, n)| n.as_str())
@@ -486,7 +512,7 @@ impl FilterRegex {
     /// Unanchored leftmost search (Python `re.search`). A search that exceeds the backtrack
     /// limit counts as no match.
     pub fn search(&self, text: &str) -> Option<RegexMatch> {
-        let caps = self.regex.captures(text).ok()??;
+        let caps = self.regex.for_text(text)?.captures(text).ok()??;
         let whole = caps.get(0)?;
         let groups = self
             .names

@@ -1,0 +1,133 @@
+//! ASCII-first regex builds: most log lines are ASCII, and on ASCII text a regex whose classes
+//! (`\w`, `\d`, `\s`, `.`, case folding) are limited to ASCII matches exactly what the Unicode
+//! build matches, with automata many times smaller and faster to build. The ASCII build is
+//! made at load; the Unicode build only when the first non-ASCII text arrives.
+
+use std::sync::OnceLock;
+
+/// Builds a regex from a pattern, limited to ASCII (`true`) or with full Unicode classes.
+pub type Build<P, R> = fn(&P, bool) -> Result<R, String>;
+
+/// A regex in its ASCII build and (on demand) its Unicode build.
+#[derive(Debug)]
+pub struct AsciiFirst<P: ?Sized, R> {
+    pattern: Box<P>,
+    build: Build<P, R>,
+    /// None when the pattern has no ASCII form (e.g. case-insensitive non-ASCII literals).
+    ascii: Option<R>,
+    unicode: OnceLock<Option<R>>,
+}
+
+impl<P: ?Sized, R: Clone> Clone for AsciiFirst<P, R>
+where
+    Box<P>: Clone,
+{
+    fn clone(&self) -> Self {
+        AsciiFirst {
+            pattern: self.pattern.clone(),
+            build: self.build,
+            ascii: self.ascii.clone(),
+            unicode: self.unicode.clone(),
+        }
+    }
+}
+
+impl<P: ?Sized, R> AsciiFirst<P, R> {
+    /// Build the ASCII form, or the Unicode form at once when there is no ASCII form; the
+    /// error is the Unicode build's.
+    pub fn new(pattern: Box<P>, build: Build<P, R>) -> Result<Self, String> {
+        let ascii = build(&pattern, true).ok();
+        let unicode = OnceLock::new();
+        if ascii.is_none() {
+            let _ = unicode.set(Some(build(&pattern, false)?));
+        }
+        Ok(AsciiFirst {
+            pattern,
+            build,
+            ascii,
+            unicode,
+        })
+    }
+
+    /// The build to run on `text`. Should the Unicode build fail (a size limit the ASCII
+    /// build stayed under), the ASCII build is the best there is.
+    pub fn for_text(&self, text: &str) -> Option<&R> {
+        if text.is_ascii() {
+            if let Some(ascii) = &self.ascii {
+                return Some(ascii);
+            }
+        }
+        self.unicode
+            .get_or_init(|| (self.build)(&self.pattern, false).ok())
+            .as_ref()
+            .or(self.ascii.as_ref())
+    }
+
+    /// Whichever build exists (for properties both share, like group names).
+    pub fn any(&self) -> Option<&R> {
+        self.ascii
+            .as_ref()
+            .or_else(|| self.unicode.get().and_then(Option::as_ref))
+    }
+
+    pub fn pattern(&self) -> &P {
+        &self.pattern
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(pattern: &str, ascii: bool) -> Result<fancy_regex::Regex, String> {
+        let mut builder = fancy_regex::RegexBuilder::new(pattern);
+        if ascii {
+            builder.bytes_mode(fancy_regex::BytesMode::Ascii);
+        }
+        builder.build().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unicode_build_only_for_non_ascii_text() {
+        let re = AsciiFirst::new(r"^\w+ \d+$".into(), build).expect("compiles");
+        let ascii = re.for_text("abc 12").expect("ascii build");
+        assert!(ascii.is_match("abc 12").unwrap_or(false));
+        assert!(re.unicode.get().is_none());
+        let unicode = re.for_text("äöü ٣").expect("unicode build");
+        assert!(unicode.is_match("äöü ٣").unwrap_or(false));
+        assert!(re.unicode.get().is_some());
+    }
+
+    #[test]
+    fn ascii_and_unicode_builds_agree_on_ascii_text() {
+        let patterns = [
+            r"\w+", r"\s\S", r"(?i)k", r"\bx\b", r"[^\[]+", r".", r"\D\W",
+        ];
+        let texts = ["ab_1", " x", "K", "a x b", "q[", "\t", "a-", "\u{1c}"];
+        for p in patterns {
+            let re = AsciiFirst::new(p.into(), build).expect("compiles");
+            let unicode = build(p, false).expect("compiles");
+            for t in texts {
+                let a = re
+                    .for_text(t)
+                    .expect("build")
+                    .find(t)
+                    .ok()
+                    .flatten()
+                    .map(|m| m.range());
+                let u = unicode.find(t).ok().flatten().map(|m| m.range());
+                assert_eq!(a, u, "pattern {p:?} on {t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_ascii_form_means_unicode_at_once() {
+        let re = AsciiFirst::new("(?i)ä".into(), build).expect("compiles");
+        assert!(re.unicode.get().is_some() || re.ascii.is_some());
+        assert!(re
+            .for_text("Ä")
+            .is_some_and(|r| r.is_match("Ä").unwrap_or(false)));
+        assert!(AsciiFirst::new("(".into(), build).is_err());
+    }
+}

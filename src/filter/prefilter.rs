@@ -1,0 +1,343 @@
+//! Prefilter: one multi-pattern DFA over relaxed copies of a filter's regexes says which
+//! failregexes can possibly match a line, so most lines never reach the exact (backtracking)
+//! search.
+//!
+//! A relaxed regex matches a superset of what the exact one matches: lookarounds and
+//! assertions whose outcome could differ become "always true", backreferences become "any
+//! text", conditionals become both branches. A line the relaxed set rejects is therefore
+//! rejected by the exact regexes too, and results never change; a false "maybe" only costs
+//! the exact search it would have cost anyway.
+
+use fancy_regex::{Assertion, Expr};
+use regex_automata::util::syntax;
+use regex_automata::{meta, Input, MatchKind, PatternID, PatternSet};
+
+use super::ascii::AsciiFirst;
+
+/// Which failregexes may match, as the prefilter's answer for one line.
+pub struct Candidates {
+    /// None: no answer (every regex may match).
+    set: Option<PatternSet>,
+}
+
+impl Candidates {
+    /// Failregex `index` may match (an exact search is needed).
+    pub fn may_match(&self, index: usize) -> bool {
+        match &self.set {
+            Some(set) => PatternID::new(index).is_ok_and(|id| set.contains(id)),
+            None => true,
+        }
+    }
+
+    /// No failregex and no pre-checked ignoreregex can match: the line is a plain miss.
+    pub fn is_empty(&self) -> bool {
+        self.set.as_ref().is_some_and(PatternSet::is_empty)
+    }
+}
+
+/// A multi-pattern DFA over relaxed patterns.
+type PatternDfa = AsciiFirst<[String], meta::Regex>;
+
+/// How the failregexes see the line.
+enum Shape {
+    /// No prefregex, or a prefregex whose content runs to the end of the line: one DFA pass
+    /// over the whole buffer decides (the failregexes are inlined where the content was).
+    Combined,
+    /// The content ends before the line does: the exact prefregex runs first and the set
+    /// then looks at the content only.
+    TwoStage,
+}
+
+/// The compiled prefilter of a single-line filter.
+pub struct Prefilter {
+    shape: Shape,
+    /// Failregex patterns `0..n`; then, when ignoreregexes are checked before the
+    /// failregexes, those (whole-buffer patterns) in Combined shape.
+    set: PatternDfa,
+    /// TwoStage only: pre-checked ignoreregexes over the whole buffer.
+    ignore_set: Option<PatternDfa>,
+}
+
+impl Prefilter {
+    /// Build the prefilter for a single-line filter. `prefregex` carries the index of its
+    /// `content` group. `precheck_ignore` says whether ignoreregexes are searched before the
+    /// failregexes (fail2ban does so when there are many failregexes). None when some regex
+    /// cannot be relaxed or the set does not compile: every line then takes the exact path.
+    pub fn new(
+        prefregex: Option<(&str, usize)>,
+        failregexes: &[&str],
+        ignoreregexes: &[&str],
+        precheck_ignore: bool,
+    ) -> Option<Prefilter> {
+        let mut bodies = Vec::with_capacity(failregexes.len());
+        for pattern in failregexes {
+            bodies.push(Expr::parse_tree(pattern).ok()?.expr);
+        }
+        let ignores: Vec<String> = if precheck_ignore {
+            ignoreregexes
+                .iter()
+                .map(|p| {
+                    Some(relaxed_text(&relax(
+                        &Expr::parse_tree(p).ok()?.expr,
+                        false,
+                    )?))
+                })
+                .collect::<Option<_>>()?
+        } else {
+            Vec::new()
+        };
+        let (shape, mut patterns) = match prefregex {
+            None => {
+                let patterns = bodies
+                    .iter()
+                    .map(|b| Some(relaxed_text(&relax(b, false)?)))
+                    .collect::<Option<Vec<_>>>()?;
+                (Shape::Combined, patterns)
+            }
+            Some((pref, content_group)) => {
+                let pref = Expr::parse_tree(pref).ok()?.expr;
+                if content_runs_to_line_end(&pref, content_group) {
+                    let mut patterns = Vec::with_capacity(bodies.len());
+                    for body in &bodies {
+                        let inlined = inline_body(body)?;
+                        let mut counter = 0;
+                        let combined = replace_group(&pref, content_group, &inlined, &mut counter)?;
+                        patterns.push(relaxed_text(&combined));
+                    }
+                    (Shape::Combined, patterns)
+                } else {
+                    let patterns = bodies
+                        .iter()
+                        .map(|b| Some(relaxed_text(&relax(b, false)?)))
+                        .collect::<Option<Vec<_>>>()?;
+                    (Shape::TwoStage, patterns)
+                }
+            }
+        };
+        let ignore_set = match shape {
+            Shape::Combined => {
+                patterns.extend(ignores);
+                None
+            }
+            Shape::TwoStage if !ignores.is_empty() => {
+                Some(PatternDfa::new(ignores.into(), build_set).ok()?)
+            }
+            Shape::TwoStage => None,
+        };
+        Some(Prefilter {
+            shape,
+            set: PatternDfa::new(patterns.into(), build_set).ok()?,
+            ignore_set,
+        })
+    }
+
+    /// True when the exact prefregex must run first and `candidates` then gets the content.
+    pub fn needs_content(&self) -> bool {
+        matches!(self.shape, Shape::TwoStage)
+    }
+
+    /// Candidates for `text` (the whole buffer in Combined shape, the prefregex content plus
+    /// `\n` in TwoStage shape).
+    pub fn candidates(&self, text: &str) -> Candidates {
+        let set = self.set.for_text(text).map(|dfa| {
+            let mut set = PatternSet::new(dfa.pattern_len());
+            dfa.which_overlapping_matches(&Input::new(text), &mut set);
+            set
+        });
+        Candidates { set }
+    }
+
+    /// TwoStage shape: whether a pre-checked ignoreregex may match the whole buffer.
+    pub fn may_be_ignored(&self, buffer: &str) -> bool {
+        self.ignore_set.as_ref().is_some_and(|set| {
+            set.for_text(buffer)
+                .is_none_or(|dfa| dfa.is_match(Input::new(buffer)))
+        })
+    }
+}
+
+fn build_set(patterns: &[String], ascii: bool) -> Result<meta::Regex, String> {
+    meta::Regex::builder()
+        .syntax(syntax::Config::new().unicode(!ascii).utf8(!ascii))
+        .configure(
+            meta::Config::new()
+                .match_kind(MatchKind::All)
+                .utf8_empty(!ascii),
+        )
+        .build_many(patterns)
+        .map_err(|e| e.to_string())
+}
+
+fn relaxed_text(expr: &Expr) -> String {
+    let mut out = String::new();
+    expr.to_str(&mut out, 0);
+    out
+}
+
+/// Matches the empty string, printable in any position (`(?:)`).
+fn nothing() -> Expr {
+    Expr::Concat(Vec::new())
+}
+
+/// Any text, newlines included.
+fn anything() -> Expr {
+    Expr::Repeat {
+        child: Box::new(Expr::Any {
+            newline: true,
+            crlf: false,
+        }),
+        lo: 0,
+        hi: usize::MAX,
+        greedy: true,
+    }
+}
+
+/// A relaxed copy of `expr` that the regex crate can run. `inlined`: the expression is
+/// searched inside a longer text than the exact one, so assertions about what precedes it
+/// (line/text start, word boundaries) are dropped as well. None for constructs with no
+/// superset form.
+fn relax(expr: &Expr, inlined: bool) -> Option<Expr> {
+    if let Some(mapped) = map_children(expr, &mut |e| relax(e, inlined)) {
+        return mapped;
+    }
+    let relaxed = match expr {
+        Expr::Empty
+        | Expr::Any { .. }
+        | Expr::Literal { .. }
+        | Expr::Delegate { .. }
+        | Expr::DefineGroup { .. } => expr.clone(),
+        Expr::Assertion(a) => match a {
+            // The text after the content is the same in both searches.
+            Assertion::EndText | Assertion::EndLine { .. } => expr.clone(),
+            Assertion::StartText | Assertion::StartLine { .. } if !inlined => expr.clone(),
+            Assertion::WordBoundary | Assertion::NotWordBoundary if !inlined => expr.clone(),
+            _ => nothing(),
+        },
+        Expr::LookAround(..) | Expr::KeepOut | Expr::BackrefExistsCondition { .. } => nothing(),
+        Expr::Backref { .. } | Expr::BackrefWithRelativeRecursionLevel { .. } => anything(),
+        Expr::Conditional {
+            condition,
+            true_branch,
+            false_branch,
+        } => Expr::Alt(vec![
+            Expr::Concat(vec![
+                relax(condition, inlined)?,
+                relax(true_branch, inlined)?,
+            ]),
+            relax(false_branch, inlined)?,
+        ]),
+        _ => return None,
+    };
+    Some(relaxed)
+}
+
+/// `expr` rebuilt with `f` applied to its children, for the nodes that only sequence, choose,
+/// group or repeat (capture and atomic groups become plain groups: captures are of no use to
+/// the DFA, and dropping atomicity only widens). None for every other node; `Some(None)`
+/// when `f` failed on a child.
+fn map_children(expr: &Expr, f: &mut dyn FnMut(&Expr) -> Option<Expr>) -> Option<Option<Expr>> {
+    let mut all = |items: &[Expr]| items.iter().map(&mut *f).collect::<Option<Vec<_>>>();
+    let mapped = match expr {
+        Expr::Concat(items) => all(items).map(Expr::Concat),
+        Expr::Alt(items) => all(items).map(Expr::Alt),
+        Expr::Group(inner) => f(inner).map(|e| Expr::Concat(vec![e])),
+        Expr::AtomicGroup(inner) => f(inner).map(|e| Expr::Concat(vec![e])),
+        Expr::Repeat {
+            child,
+            lo,
+            hi,
+            greedy,
+        } => f(child).map(|e| Expr::Repeat {
+            child: Box::new(e),
+            lo: *lo,
+            hi: *hi,
+            greedy: *greedy,
+        }),
+        _ => return None,
+    };
+    Some(mapped)
+}
+
+/// A failregex body to put in place of the prefregex content: anchored bodies (`\A…`)
+/// start right there, others anywhere in the content; the rest of the content follows.
+fn inline_body(body: &Expr) -> Option<Expr> {
+    let (anchored, rest): (bool, Vec<&Expr>) = match body {
+        Expr::Concat(items) => {
+            let start = items
+                .iter()
+                .position(|e| matches!(e, Expr::Assertion(Assertion::StartText)));
+            // Only flag groups may precede the anchor, and the parser folds those away.
+            match start {
+                Some(0) => (true, items[1..].iter().collect()),
+                _ => (false, items.iter().collect()),
+            }
+        }
+        other => (false, vec![other]),
+    };
+    let mut out = Vec::with_capacity(rest.len() + 1);
+    if !anchored {
+        out.push(anything());
+    }
+    for e in rest {
+        out.push(relax(e, true)?);
+    }
+    // The failregex needs to match only the beginning of the content.
+    out.push(anything());
+    Some(Expr::Concat(out))
+}
+
+/// Whether the prefregex is `… (?P<content>…)$` at its top level, so the content is always
+/// the rest of the line and the failregexes see the same following text in both searches.
+fn content_runs_to_line_end(pref: &Expr, content_group: usize) -> bool {
+    let Expr::Concat(items) = pref else {
+        return false;
+    };
+    let Some(last) = items.last() else {
+        return false;
+    };
+    if !matches!(last, Expr::Assertion(Assertion::EndLine { crlf: false })) || items.len() < 2 {
+        return false;
+    }
+    let Expr::Group(content) = &items[items.len() - 2] else {
+        return false;
+    };
+    // The content group must be the one numbered `content_group`: count groups before it.
+    let mut counter = 0;
+    for item in &items[..items.len() - 2] {
+        count_groups(item, &mut counter);
+    }
+    counter + 1 == content_group && single_line_rest(content)
+}
+
+/// `.+`, `.*`, `.+?`, `.*?` (no newline): the content takes everything up to the line end.
+fn single_line_rest(expr: &Expr) -> bool {
+    matches!(expr, Expr::Repeat { child, lo: 0 | 1, hi: usize::MAX, .. }
+        if matches!(**child, Expr::Any { newline: false, .. }))
+}
+
+fn count_groups(expr: &Expr, counter: &mut usize) {
+    if matches!(expr, Expr::Group(_)) {
+        *counter += 1;
+    }
+    for child in expr.children_iter() {
+        count_groups(child, counter);
+    }
+}
+
+/// The relaxed prefregex with capture group number `target` replaced by `body`.
+fn replace_group(expr: &Expr, target: usize, body: &Expr, counter: &mut usize) -> Option<Expr> {
+    if let Expr::Group(inner) = expr {
+        *counter += 1;
+        if *counter == target {
+            // Skip the numbering of groups inside the replaced content.
+            count_groups(inner, counter);
+            return Some(body.clone());
+        }
+        return replace_group(inner, target, body, counter).map(|e| Expr::Concat(vec![e]));
+    }
+    if let Some(mapped) = map_children(expr, &mut |e| replace_group(e, target, body, counter)) {
+        return mapped;
+    }
+    count_groups(expr, counter);
+    relax(expr, false)
+}
