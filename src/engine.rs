@@ -915,12 +915,14 @@ impl Engine {
             "logencoding" => json!(jail.settings.logencoding),
             "failregex" => json!(jail
                 .filter
+                .matcher
                 .failregex
                 .iter()
                 .map(|r| r.resolved.clone())
                 .collect::<Vec<_>>()),
             "ignoreregex" => json!(jail
                 .filter
+                .matcher
                 .ignoreregex
                 .iter()
                 .map(|r| r.resolved.clone())

@@ -2,6 +2,7 @@
 //! argument lookup (filter name, jail, file, literal), log input, line classification, the
 //! report and the `--json` failure stream (fail2ban spec section 9).
 
+mod ahead;
 mod input;
 mod report;
 
@@ -116,29 +117,64 @@ pub fn json_failure(
     user: Option<&str>,
     captures: &[(String, Option<String>)],
 ) -> String {
-    use serde_json::Value;
-    let text = |v: Option<&str>| Value::from(v).to_string();
-    let mut out = String::with_capacity(160);
-    let _ = write!(
-        out,
-        "{{\"line\":{line},\"fid\":{},\"ip\":{},\"time\":{}",
-        text(fid),
-        text(ip),
-        // serde_json writes whole floats as `1308330045.0` and non-finite ones as null.
-        Value::from(time)
-    );
+    let mut out = String::with_capacity(192);
+    let _ = write!(out, "{{\"line\":{line},\"fid\":");
+    push_json_str(&mut out, fid);
+    out.push_str(",\"ip\":");
+    push_json_str(&mut out, ip);
+    out.push_str(",\"time\":");
+    match time {
+        // serde_json writes whole floats as `1308330045.0`; both print the shortest
+        // round-trip digits, in plain notation inside this range.
+        Some(t) if t.is_finite() && (1e-5..1e16).contains(&t.abs()) => {
+            if t.fract() == 0.0 {
+                let _ = write!(out, "{t:.1}");
+            } else {
+                let _ = write!(out, "{t}");
+            }
+        }
+        other => out.push_str(&serde_json::Value::from(other).to_string()),
+    }
     if let Some(user) = user {
-        let _ = write!(out, ",\"user\":{}", text(Some(user)));
+        out.push_str(",\"user\":");
+        push_json_str(&mut out, Some(user));
     }
     out.push_str(",\"captures\":{");
     for (i, (name, value)) in captures.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "{}:{}", text(Some(name)), text(value.as_deref()));
+        push_json_str(&mut out, Some(name));
+        out.push(':');
+        push_json_str(&mut out, value.as_deref());
     }
     out.push_str("}}");
     out
+}
+
+/// A JSON string (or `null`) as serde_json escapes it.
+fn push_json_str(out: &mut String, value: Option<&str>) {
+    let Some(text) = value else {
+        out.push_str("null");
+        return;
+    };
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c < ' ' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Where the filter definition came from and what regex-check prints about it.
@@ -279,9 +315,10 @@ enum Emit {
     },
 }
 
-/// Per-run state: the filter, its date detector, the counters.
+/// Per-run state: the counters and what to print (the filter is kept beside it).
 struct Checker {
-    filter: Filter,
+    /// The filter's `maxlines` (earlier lines can be re-classified when above 1).
+    maxlines: usize,
     results: Results,
     listing: Listing,
     emit: Emit,
@@ -313,15 +350,14 @@ fn py_float(t: f64) -> String {
 }
 
 impl Checker {
-    /// Process one line; writes `--json`/`-o` output to `sink`.
+    /// Account for one line's result; writes `--json`/`-o` output to `sink`.
     fn line(
         &mut self,
         line: &str,
         line_no: u64,
-        now: f64,
+        result: filter::LineResult,
         sink: &mut impl Write,
     ) -> io::Result<()> {
-        let result = self.filter.process_line(line, now);
         if result.truncated {
             self.results.hostile += 1;
         }
@@ -404,7 +440,7 @@ impl Checker {
                 }
             }
         }
-        if self.filter.options.maxlines > 1 {
+        if self.maxlines > 1 {
             let mut seen: Vec<&str> = Vec::new();
             for earlier in &result.matched_lines {
                 if earlier != line && !seen.contains(&earlier.as_str()) {
@@ -426,12 +462,8 @@ impl Checker {
         Ok(())
     }
 
-    fn finish(mut self) -> Results {
-        self.results.date_hits = self
-            .filter
-            .date_detector
-            .as_ref()
-            .map(|d| d.template_hits());
+    fn finish(mut self, filter: &Filter) -> Results {
+        self.results.date_hits = filter.date_detector.as_ref().map(|d| d.template_hits());
         if let (Some(text), Some(pref)) =
             (self.prefregex_text.take(), self.results.prefregex.as_mut())
         {
@@ -733,7 +765,12 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
         print_no_ignored: args.print_no_ignored,
         limit: args.maxlines.filter(|n| *n > 0).unwrap_or(20),
     };
-    let prefregex_text = filter.prefregex.as_ref().map(|p| p.resolved.clone());
+    let prefregex_text = filter
+        .matcher
+        .prefregex
+        .as_ref()
+        .map(|p| p.resolved.clone());
+    let mut filter = filter;
     let mut checker = Checker {
         results: Results {
             prefregex: prefregex_text.as_ref().map(|t| (t.clone(), 0, Vec::new())),
@@ -745,7 +782,7 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
                 .collect(),
             ..Results::default()
         },
-        filter,
+        maxlines: filter.options.maxlines,
         listing: listing.clone(),
         emit,
         prefregex_text,
@@ -757,38 +794,59 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
         let mut reader = input::LineReader::open(path).map_err(io_fatal)?;
         let bar = progress_bar(path);
         let mut since_update = 0u32;
-        while let Some((line_no, raw)) = reader.next_line().map_err(io_fatal)? {
-            let line = input::strip_eol(&raw);
-            if input::is_skipped(line) {
-                continue;
-            }
-            checker.line(line, line_no, now, sink).map_err(io_fatal)?;
-            since_update += 1;
-            if since_update == 65_536 {
-                since_update = 0;
-                if let Some(bar) = &bar {
-                    bar.set_position(reader.bytes);
+        let mut next = || -> io::Result<Option<(u64, String)>> {
+            loop {
+                let Some((line_no, line)) = reader
+                    .next_line()?
+                    .map(|(n, raw)| (n, input::strip_eol(&raw).to_string()))
+                else {
+                    return Ok(None);
+                };
+                if input::is_skipped(&line) {
+                    continue;
                 }
+                since_update += 1;
+                if since_update == 65_536 {
+                    since_update = 0;
+                    if let Some(bar) = &bar {
+                        bar.set_position(reader.bytes);
+                    }
+                }
+                return Ok(Some((line_no, line)));
+            }
+        };
+        if filter.options.maxlines == 1 {
+            ahead::run(&mut filter, now, &mut next, |pending, result| {
+                checker.line(&pending.line, pending.line_no, result, sink)
+            })
+            .map_err(io_fatal)?;
+        } else {
+            while let Some((line_no, line)) = next().map_err(io_fatal)? {
+                let result = filter.process_line(&line, now);
+                checker
+                    .line(&line, line_no, result, sink)
+                    .map_err(io_fatal)?;
             }
         }
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
     } else {
-        for (i, raw) in input::text_lines(log, checker.filter.options.maxlines)
+        for (i, raw) in input::text_lines(log, filter.options.maxlines)
             .into_iter()
             .enumerate()
         {
             let line = input::strip_eol(raw);
             if !input::is_skipped(line) {
+                let result = filter.process_line(line, now);
                 checker
-                    .line(line, i as u64 + 1, now, sink)
+                    .line(line, i as u64 + 1, result, sink)
                     .map_err(io_fatal)?;
             }
         }
     }
     if report {
-        let mut results = checker.finish();
+        let mut results = checker.finish(&filter);
         results.elapsed = Some(started.elapsed().as_secs_f64());
         sink.write_all(results.render(&listing).as_bytes())
             .map_err(io_fatal)?;
@@ -962,6 +1020,26 @@ mod tests {
         args.print_no_missed = true;
         args.print_all_missed = true;
         assert_eq!(argument_errors(&args).len(), 1);
+    }
+
+    #[test]
+    fn json_strings_and_times_as_serde_json_writes_them() {
+        for text in [
+            "plain",
+            "q\"b\\s",
+            "c\u{1}\u{1f}\n\r\t\u{8}\u{c}",
+            "ü€😀",
+            "",
+        ] {
+            let mut out = String::new();
+            push_json_str(&mut out, Some(text));
+            assert_eq!(out, serde_json::Value::from(text).to_string());
+        }
+        for t in [1308330045.0, 1308330045.25, 0.5, 1e-7, 1e17, f64::NAN, -3.0] {
+            let line = json_failure(1, None, None, Some(t), None, &[]);
+            let expected = format!("\"time\":{}", serde_json::Value::from(t));
+            assert!(line.contains(&expected), "{line} lacks {expected}");
+        }
     }
 
     #[test]

@@ -238,7 +238,7 @@ fn build_variant(
         filter.date_detector = None;
     }
     if let Some(greed) = wrong_greed_re() {
-        for re in &filter.failregex {
+        for re in &filter.matcher.failregex {
             if greed.is_match(&re.resolved).unwrap_or(false) {
                 return Err(format!(
                     "{key}: regexp contains greedy catch-all before <HOST>, that is not \
@@ -287,7 +287,7 @@ pub fn test_filter(name: &str, base: &Path, samples: &Path, zone: &LocalZone) ->
         state.run_file(&file, &bytes, &mut files, &mut report);
     }
     for v in &state.variants {
-        for (i, re) in v.filter.failregex.iter().enumerate() {
+        for (i, re) in v.filter.matcher.failregex.iter().enumerate() {
             if v.used.contains(&i) || state.used_regex_texts.contains(&re.resolved) {
                 report.passed += 1;
             } else {
@@ -512,7 +512,7 @@ impl TestState<'_> {
                     report.passed += 1;
                     for i in used {
                         variant.used.insert(i);
-                        if let Some(re) = variant.filter.failregex.get(i) {
+                        if let Some(re) = variant.filter.matcher.failregex.get(i) {
                             self.used_regex_texts.insert(re.resolved.clone());
                         }
                     }

@@ -1,7 +1,8 @@
 //! The prefilter must never change a result: every upstream filter, on every line of its
 //! upstream sample log (as is, and with a non-ASCII tail that takes the Unicode builds), gives
 //! the same line result with and without the prefilter, in fail2ban-regex's check-all mode
-//! and in the server's first-match mode.
+//! and in the server's first-match mode; and so do results searched ahead
+//! (`Matcher::prematch`, as regex-check runs it on a second thread).
 
 use std::path::{Path, PathBuf};
 
@@ -70,10 +71,23 @@ fn prefilter_never_changes_a_line_result() {
                 with_prefilter += 1;
             }
             let mut exact = build(&options, mode, false);
+            let mut ahead = build(&options, mode, true);
+            ahead.prefregex_detail = PrefregexDetail::Nothing;
+            let mut plain = build(&options, mode, true);
+            plain.prefregex_detail = PrefregexDetail::Nothing;
             for line in &lines {
                 let a = fast.process_line(line, now);
                 let b = exact.process_line(line, now);
                 assert_eq!(a, b, "filter {name}, check_all {check_all}, line {line:?}");
+                let dated = ahead.date_line(line, now);
+                let buffer = Filter::likely_buffer(line, &dated);
+                let prematch = ahead.matcher.prematch(buffer, check_all);
+                let c = ahead.process_dated(line, dated, Some(prematch), now);
+                let d = plain.process_line(line, now);
+                assert_eq!(
+                    c, d,
+                    "ahead: filter {name}, check_all {check_all}, line {line:?}"
+                );
                 lines_compared += 1;
             }
         }

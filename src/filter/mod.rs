@@ -6,13 +6,14 @@ pub mod data;
 pub mod prefilter;
 pub mod regex;
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::addr::FailureId;
 use crate::config::{Command, Value};
 use crate::date::{DateDetector, LocalZone};
 pub use data::{FailData, TupleLine};
-use prefilter::Prefilter;
+use prefilter::{Candidates, Prefilter};
 use regex::{Anchors, FilterRegex, RegexError, RegexMatch};
 
 /// Lines longer than this are cut (at a character boundary) before matching.
@@ -189,6 +190,14 @@ pub struct DateCut {
     pub time: Option<f64>,
 }
 
+/// A line's date as the detector found it (see `Filter::date_line`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DatedLine {
+    pub cut: Option<DateCut>,
+    /// The date had an explicit zone.
+    pub zoned: bool,
+}
+
 /// One result entry of a line (fail2ban `[index, fid, time, data]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
@@ -248,9 +257,10 @@ struct SessionEntry {
 pub struct Filter {
     pub options: FilterOptions,
     pub mode: Mode,
-    pub prefregex: Option<FilterRegex>,
-    pub failregex: Vec<FilterRegex>,
-    pub ignoreregex: Vec<FilterRegex>,
+    /// The compiled regexes: pure, shared with threads that match ahead (`Matcher::prematch`).
+    pub matcher: Arc<Matcher>,
+    /// Results computed ahead for the line being processed.
+    prematch: Option<Prematch>,
     buffer: Vec<TupleLine>,
     sessions: Vec<SessionEntry>,
     last_date: Option<f64>,
@@ -264,9 +274,115 @@ pub struct Filter {
     pub find_time: f64,
     /// Lines cut at `MAX_LINE_BYTES` so far.
     pub truncated_lines: u64,
+    pub prefregex_detail: PrefregexDetail,
+}
+
+/// A filter's compiled regexes. Searching is a pure function of the text, so this part can
+/// run on other threads ahead of the (stateful) filter.
+pub struct Matcher {
+    pub prefregex: Option<FilterRegex>,
+    pub failregex: Vec<FilterRegex>,
+    pub ignoreregex: Vec<FilterRegex>,
     /// Single-line filters: which failregexes can match a line, decided by one DFA pass.
     prefilter: Option<Prefilter>,
-    pub prefregex_detail: PrefregexDetail,
+}
+
+/// Regex results for one single-line buffer, computed ahead of `Filter::find_failure`
+/// (typically on another thread). Each result is kept with the text it was computed for and
+/// used only for that same text, so using it can never change a result.
+#[derive(Default)]
+pub struct Prematch {
+    buffer: String,
+    candidates: Option<Candidates>,
+    /// None: not searched; `Some(None)`: searched, no match.
+    prefregex: Option<Option<RegexMatch>>,
+    /// The text the failregexes search (the prefregex content, or the buffer).
+    fail_text: String,
+    fails: Vec<(usize, Option<RegexMatch>)>,
+}
+
+impl Matcher {
+    /// The prefregex content as the failregexes see it (`content\n`), from prefregex groups.
+    fn content_text(groups: &[(String, Option<String>)]) -> Option<String> {
+        data::get_group(&data::combine_alt_tuple(groups.to_vec()), "content")
+            .filter(|c| !c.is_empty())
+            .map(|c| format!("{c}\n"))
+    }
+
+    /// Search ahead what `find_failure` will search for the single-line `buffer`
+    /// (`text\n`): prefilter, prefregex, and the failregexes up to the first match (all of
+    /// them with `check_all`).
+    pub fn prematch(&self, buffer: String, check_all: bool) -> Prematch {
+        let mut pre = Prematch::default();
+        if let Some(pf) = self.prefilter.as_ref().filter(|pf| !pf.needs_content()) {
+            let found = pf.candidates(&buffer);
+            let none = found.is_empty();
+            pre.candidates = Some(found);
+            if none {
+                pre.buffer = buffer;
+                return pre;
+            }
+        }
+        let mut text = buffer.clone();
+        if let Some(pref) = &self.prefregex {
+            let Some(m) = pref.search(&buffer) else {
+                pre.prefregex = Some(None);
+                pre.buffer = buffer;
+                return pre;
+            };
+            if let Some(content) = Self::content_text(&m.groups) {
+                text = content;
+            }
+            pre.prefregex = Some(Some(m));
+            if let Some(pf) = self.prefilter.as_ref().filter(|pf| pf.needs_content()) {
+                pre.candidates = Some(pf.candidates(&text));
+            }
+        }
+        for (index, re) in self.failregex.iter().enumerate() {
+            if pre.candidates.as_ref().is_some_and(|c| !c.may_match(index)) {
+                continue;
+            }
+            let found = re.search(&text);
+            let matched = found.is_some();
+            pre.fails.push((index, found));
+            if matched && !check_all {
+                break;
+            }
+        }
+        pre.buffer = buffer;
+        pre.fail_text = text;
+        pre
+    }
+}
+
+impl Prematch {
+    /// Prefilter answer for the whole buffer (Combined shape).
+    fn candidates_for(&mut self, text: &str) -> Option<Candidates> {
+        (self.buffer == text)
+            .then(|| self.candidates.take())
+            .flatten()
+    }
+
+    /// Prefilter answer for the prefregex content (TwoStage shape).
+    fn content_candidates_for(&mut self, text: &str) -> Option<Candidates> {
+        (self.fail_text == text)
+            .then(|| self.candidates.take())
+            .flatten()
+    }
+
+    fn prefregex_for(&mut self, text: &str) -> Option<Option<RegexMatch>> {
+        (self.buffer == text)
+            .then(|| self.prefregex.take())
+            .flatten()
+    }
+
+    fn failregex_for(&mut self, index: usize, text: &str) -> Option<Option<RegexMatch>> {
+        if self.fail_text != text {
+            return None;
+        }
+        let pos = self.fails.iter().position(|(i, _)| *i == index)?;
+        Some(self.fails[pos].1.take())
+    }
 }
 
 const FAILURE_ID_GROUPS: [&str; 5] = ["fid", "ip4", "ip6", "dns", "mlfid"];
@@ -355,9 +471,13 @@ impl Filter {
         Ok(Filter {
             options: options.clone(),
             mode,
-            prefregex,
-            failregex,
-            ignoreregex,
+            matcher: Arc::new(Matcher {
+                prefregex,
+                failregex,
+                ignoreregex,
+                prefilter,
+            }),
+            prematch: None,
             buffer: Vec::new(),
             sessions: Vec::new(),
             last_date: None,
@@ -366,38 +486,77 @@ impl Filter {
             in_operation: true,
             find_time: 600.0,
             truncated_lines: 0,
-            prefilter,
             prefregex_detail: PrefregexDetail::Nothing,
         })
     }
 
     /// Whether single-line matching starts with the prefilter (see `prefilter`).
     pub fn has_prefilter(&self) -> bool {
-        self.prefilter.is_some()
+        self.matcher.prefilter.is_some()
     }
 
     /// Match every line with the exact regexes only (the reference the prefilter is
     /// tested against).
     pub fn disable_prefilter(&mut self) {
-        self.prefilter = None;
+        if let Some(matcher) = Arc::get_mut(&mut self.matcher) {
+            matcher.prefilter = None;
+        }
     }
 
     /// Process one log line (without terminator) at wall time `now`.
     pub fn process_line(&mut self, line: &str, now: f64) -> LineResult {
-        let (line, truncated) = self.truncate(line);
+        let dated = self.date_line(line, now);
+        self.process_dated(line, dated, None, now)
+    }
+
+    /// First half of `process_line`: find the line's date (the detector's state moves on).
+    pub fn date_line(&mut self, line: &str, now: f64) -> DatedLine {
+        let (line, _) = truncate(line);
         let found = match self.date_detector.as_mut() {
             Some(detector) => detector.find(line, now),
             None => None,
         };
-        let zoned = found.as_ref().is_some_and(|m| m.zoned);
-        let cut = found.map(|m| DateCut {
-            start: m.start,
-            end: m.end,
-            time: m.time,
-        });
-        let mut result = self.process_cut(line, cut, now);
+        DatedLine {
+            zoned: found.as_ref().is_some_and(|m| m.zoned),
+            cut: found.map(|m| DateCut {
+                start: m.start,
+                end: m.end,
+                time: m.time,
+            }),
+        }
+    }
+
+    /// The buffer a single-line filter searches for a dated line in the usual case (date cut
+    /// out), for `Matcher::prematch`. Should the filter end up searching another text, the
+    /// prematch is simply not used.
+    pub fn likely_buffer(line: &str, dated: &DatedLine) -> String {
+        let (line, _) = truncate(line);
+        let mut buffer = String::with_capacity(line.len() + 1);
+        match dated.cut {
+            Some(c) if c.start < c.end && line.get(c.start..c.end).is_some() => {
+                buffer.push_str(&line[..c.start]);
+                buffer.push_str(&line[c.end..]);
+            }
+            _ => buffer.push_str(line),
+        }
+        buffer.push('\n');
+        buffer
+    }
+
+    /// Second half of `process_line`, optionally with regex results computed ahead.
+    pub fn process_dated(
+        &mut self,
+        line: &str,
+        dated: DatedLine,
+        prematch: Option<Prematch>,
+        now: f64,
+    ) -> LineResult {
+        let (line, truncated) = self.truncate(line);
+        self.prematch = prematch;
+        let mut result = self.process_cut(line, dated.cut, now);
+        self.prematch = None;
         result.truncated = truncated;
-        result.zoned = zoned && result.time.is_some();
+        result.zoned = dated.zoned && result.time.is_some();
         result
     }
 
@@ -532,16 +691,20 @@ impl Filter {
         }
         let check_all = self.mode.check_all_regex;
         let mut buf: Option<String> = Some(data::join_buffer(&self.buffer));
+        let mut memo = self.prematch.take().filter(|_| !multiline);
 
         let mut candidates = None;
         let mut may_be_ignored = true;
-        if let (Some(pf), Some(text)) = (&self.prefilter, &buf) {
+        if let (Some(pf), Some(text)) = (&self.matcher.prefilter, &buf) {
             if pf.needs_content() {
                 may_be_ignored = pf.may_be_ignored(text);
             } else {
-                let found = pf.candidates(text);
+                let found = match memo.as_mut().and_then(|m| m.candidates_for(text)) {
+                    Some(found) => found,
+                    None => pf.candidates(text),
+                };
                 if found.is_empty() {
-                    match (&self.prefregex, self.prefregex_detail) {
+                    match (&self.matcher.prefregex, self.prefregex_detail) {
                         (None, _) | (Some(_), PrefregexDetail::Nothing) => return result,
                         (Some(pref), PrefregexDetail::Hit) => {
                             if pref.is_match(text) {
@@ -557,9 +720,11 @@ impl Filter {
         }
 
         // ignoreregex pre-check on the whole original buffer.
-        if may_be_ignored && precheck_ignore(self.ignoreregex.len(), self.failregex.len()) {
+        if may_be_ignored
+            && precheck_ignore(self.matcher.ignoreregex.len(), self.matcher.failregex.len())
+        {
             let text = buf.clone().unwrap_or_default();
-            for (i, re) in self.ignoreregex.iter().enumerate() {
+            for (i, re) in self.matcher.ignoreregex.iter().enumerate() {
                 if re.search(&text).is_some() {
                     result.ignored.push(i);
                     if !check_all {
@@ -574,9 +739,13 @@ impl Filter {
 
         let org_buffer = self.buffer.clone();
         let mut pre_groups: Vec<(String, Option<String>)> = Vec::new();
-        if let Some(pref) = &self.prefregex {
+        if let Some(pref) = &self.matcher.prefregex {
             let text = buf.clone().unwrap_or_default();
-            let Some(m) = pref.search(&text) else {
+            let found = match memo.as_mut().and_then(|m| m.prefregex_for(&text)) {
+                Some(found) => found,
+                None => pref.search(&text),
+            };
+            let Some(m) = found else {
                 return result;
             };
             let mut groups = data::combine_alt_tuple(m.groups);
@@ -587,14 +756,17 @@ impl Filter {
                 buf = Some(format!("{content}\n"));
                 self.buffer = vec![TupleLine::plain(&content)];
             }
-            if let (Some(pf), Some(text)) = (&self.prefilter, &buf) {
+            if let (Some(pf), Some(text)) = (&self.matcher.prefilter, &buf) {
                 if pf.needs_content() {
-                    candidates = Some(pf.candidates(text));
+                    candidates = match memo.as_mut().and_then(|m| m.content_candidates_for(text)) {
+                        Some(found) => Some(found),
+                        None => Some(pf.candidates(text)),
+                    };
                 }
             }
         }
 
-        for index in 0..self.failregex.len() {
+        for index in 0..self.matcher.failregex.len() {
             if candidates.as_ref().is_some_and(|c| !c.may_match(index)) {
                 continue;
             }
@@ -603,19 +775,23 @@ impl Filter {
                 None => data::join_buffer(&self.buffer),
             };
             buf = Some(text.clone());
-            let Some(m) = self.failregex[index].search(&text) else {
+            let found = match memo.as_mut().and_then(|m| m.failregex_for(index, &text)) {
+                Some(found) => found,
+                None => self.matcher.failregex[index].search(&text),
+            };
+            let Some(m) = found else {
                 continue;
             };
             let (matched, unmatched) = split_matched(&text, &org_buffer, &m);
 
-            if !self.ignoreregex.is_empty() {
+            if !self.matcher.ignoreregex.is_empty() {
                 let check_text = if multiline {
                     data::join_buffer(&matched)
                 } else {
                     text.clone()
                 };
                 let mut hit = false;
-                for (i, re) in self.ignoreregex.iter().enumerate() {
+                for (i, re) in self.matcher.ignoreregex.iter().enumerate() {
                     if re.search(&check_text).is_some() {
                         result.ignored.push(i);
                         hit = true;
@@ -743,7 +919,7 @@ impl Filter {
             if fid.is_none() && data.get("mlfid").is_none() {
                 return Err(format!(
                     "No group found in {:?} using {:?}",
-                    buffer, self.failregex[index].resolved
+                    buffer, self.matcher.failregex[index].resolved
                 ));
             }
             (fid.clone(), true)
