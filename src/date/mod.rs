@@ -260,22 +260,22 @@ impl DateDetector {
             return None;
         }
         let text = &line[..endpos];
+        let regex = template.regex.for_text(text)?;
         let caps = if template.start_anchored {
             if pos > 0 {
                 return None;
             }
-            template
-                .regex
-                .captures_input(RegexInput::new(text).anchored(true))
-        } else if let Some(prefilter) = &template.prefilter {
+            regex.captures_input(RegexInput::new(text).anchored(true))
+        } else if let Some(prefilter) = template.prefilter.as_ref().and_then(|p| p.for_text(text)) {
             // Try the backtracking regex only where the linear prefilter can start a match,
             // anchored there: same leftmost result, no quadratic scan of long lines.
             let mut from = pos;
             loop {
-                let candidate = prefilter.find_at(text, from)?.start();
-                let attempt = template
-                    .regex
-                    .captures_input(RegexInput::new(text).from_pos(candidate).anchored(true));
+                let candidate = prefilter
+                    .find(regex_automata::Input::new(text).range(from..))?
+                    .start();
+                let attempt =
+                    regex.captures_input(RegexInput::new(text).from_pos(candidate).anchored(true));
                 if let Ok(Some(c)) = attempt {
                     break Ok(Some(c));
                 }
@@ -285,7 +285,7 @@ impl DateDetector {
                 }
             }
         } else {
-            template.regex.captures_from_pos(text, pos)
+            regex.captures_from_pos(text, pos)
         };
         // A regex runtime error (backtrack limit on hostile input) counts as no match.
         let caps = caps.ok().flatten()?;

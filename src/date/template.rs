@@ -4,7 +4,16 @@
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
+use std::sync::Arc;
+
 use fancy_regex::Regex;
+use regex_automata::meta;
+
+use crate::filter::ascii::AsciiFirst;
+use crate::filter::prefilter::{build_relaxed, relaxed_pattern};
+
+/// A template's regex, ASCII build first (see `filter::ascii`).
+pub(crate) type TemplateRegex = AsciiFirst<str, Regex>;
 
 use super::DateError;
 
@@ -82,7 +91,7 @@ pub(crate) enum Kind {
 #[derive(Debug, Clone)]
 pub(crate) struct Template {
     pub name: String,
-    pub regex: Regex,
+    pub regex: Arc<TemplateRegex>,
     pub flags: u8,
     pub weight: f64,
     pub kind: Kind,
@@ -92,7 +101,7 @@ pub(crate) struct Template {
     /// Linear-time over-approximation (lookarounds dropped, backreferences widened): every
     /// position where the template can match is a position where this matches, so only
     /// those are tried with the backtracking regex.
-    pub prefilter: Option<regex::Regex>,
+    pub prefilter: Option<Arc<AsciiFirst<str, meta::Regex>>>,
 }
 
 impl Template {
@@ -469,128 +478,29 @@ fn is_start_anchored(regex: &str) -> bool {
     true
 }
 
-/// Index just past the group opening at `open` (a `(`), or None if unbalanced.
-fn group_end(chars: &[char], open: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut in_class = false;
-    let mut i = open;
-    while i < chars.len() {
-        match chars[i] {
-            '\\' => i += 1,
-            '[' if !in_class => {
-                in_class = true;
-                if chars.get(i + 1) == Some(&'^') {
-                    i += 1;
-                }
-                if chars.get(i + 1) == Some(&']') {
-                    i += 1;
-                }
-            }
-            ']' if in_class => in_class = false,
-            '(' if !in_class => depth += 1,
-            ')' if !in_class => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    None
+/// The prefilter of a (translated) template regex (see `filter::prefilter::relaxed_pattern`).
+/// None if there is no relaxed form (the template is then searched with fancy-regex alone).
+fn prefilter(regex: &TemplateRegex) -> Option<Arc<AsciiFirst<str, meta::Regex>>> {
+    let relaxed = relaxed_pattern(regex.pattern())?;
+    AsciiFirst::new(relaxed.into(), build_relaxed)
+        .ok()
+        .map(Arc::new)
 }
 
-/// The prefilter of a (translated) template regex: lookarounds removed, conditionals turned
-/// into plain alternatives, backreferences replaced by "anything". None if the regex crate
-/// cannot compile the result (the template is then searched with fancy-regex alone).
-fn prefilter(regex: &str) -> Option<regex::Regex> {
-    let chars: Vec<char> = regex.chars().collect();
-    let mut out = String::with_capacity(regex.len());
-    let mut in_class = false;
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let rest = |n: usize| chars.get(i + n).copied();
-        if c == '\\' {
-            match rest(1) {
-                Some(d) if d.is_ascii_digit() && d != '0' && !in_class => {
-                    out.push_str("(?s:.*?)");
-                    i += 2;
-                    while chars.get(i).is_some_and(char::is_ascii_digit) {
-                        i += 1;
-                    }
-                    continue;
-                }
-                Some(n) => {
-                    out.push('\\');
-                    out.push(n);
-                }
-                None => return None,
-            }
-            i += 2;
-            continue;
-        }
-        if in_class {
-            if c == ']' {
-                in_class = false;
-            }
-            out.push(c);
-            i += 1;
-            continue;
-        }
-        if c == '[' {
-            in_class = true;
-            out.push(c);
-            i += 1;
-            for special in ['^', ']'] {
-                if chars.get(i) == Some(&special) {
-                    out.push(special);
-                    i += 1;
-                }
-            }
-            continue;
-        }
-        if c == '(' && rest(1) == Some('?') {
-            let lookaround = matches!((rest(2), rest(3)), (Some('='), _) | (Some('!'), _))
-                || matches!(
-                    (rest(2), rest(3)),
-                    (Some('<'), Some('=')) | (Some('<'), Some('!'))
-                );
-            if lookaround {
-                i = group_end(&chars, i)?;
-                continue;
-            }
-            if rest(2) == Some('P') && rest(3) == Some('=') {
-                i = group_end(&chars, i)?;
-                out.push_str("(?s:.*?)");
-                continue;
-            }
-            if rest(2) == Some('(') {
-                // Conditional: drop the condition, keep both branches as alternatives.
-                let cond_end = group_end(&chars, i + 2)?;
-                out.push_str("(?:");
-                i = cond_end;
-                continue;
-            }
-        }
-        out.push(c);
-        i += 1;
-    }
-    regex::Regex::new(&out).ok()
-}
-
-fn compile(regex: &str, name: &str) -> Result<Regex, DateError> {
-    Regex::new(&translate_python_regex(regex))
+fn compile(regex: &str, name: &str) -> Result<Arc<TemplateRegex>, DateError> {
+    let translated = translate_python_regex(regex);
+    AsciiFirst::new(translated.into(), crate::filter::regex::compile)
+        .map(Arc::new)
         .map_err(|e| DateError::Pattern(format!("{name}: cannot compile {regex:?}: {e}")))
 }
 
-fn pattern_fields(regex: &Regex) -> Vec<(Field, usize)> {
-    regex
-        .capture_names()
-        .enumerate()
-        .filter_map(|(i, n)| Some((Field::from_group_name(n?)?, i)))
-        .collect()
+fn pattern_fields(regex: &TemplateRegex) -> Vec<(Field, usize)> {
+    regex.any().map_or_else(Vec::new, |r| {
+        r.capture_names()
+            .enumerate()
+            .filter_map(|(i, n)| Some((Field::from_group_name(n?)?, i)))
+            .collect()
+    })
 }
 
 /// `DatePatternRegex(pattern)`.
@@ -619,7 +529,7 @@ fn pattern_template(pattern: &str, current_year: i32) -> Result<Template, DateEr
         name: built.name,
         kind: Kind::Pattern(pattern_fields(&compiled)),
         start_anchored: is_start_anchored(&built.regex),
-        prefilter: prefilter(compiled.as_str()),
+        prefilter: prefilter(&compiled),
         regex: compiled,
         flags: built.flags,
         weight: 1.0,
@@ -659,7 +569,7 @@ fn epoch_template(
     let regex = compile(&built.regex, &built.name)?;
     Ok(Template {
         start_anchored: is_start_anchored(&built.regex),
-        prefilter: prefilter(regex.as_str()),
+        prefilter: prefilter(&regex),
         regex,
         name: built.name,
         flags: built.flags,
@@ -674,7 +584,7 @@ fn tai64n_template(line_begin: bool) -> Result<Template, DateError> {
     let regex = compile(&built.regex, &built.name)?;
     Ok(Template {
         start_anchored: is_start_anchored(&built.regex),
-        prefilter: prefilter(regex.as_str()),
+        prefilter: prefilter(&regex),
         regex,
         name: built.name,
         flags: built.flags,
@@ -826,24 +736,24 @@ mod tests {
         let t = template_for(r"^\[%d/%b/%Y %H:%M:%S\]", 2026).unwrap();
         assert_eq!(t.name, r"^\[Day/MON/Year 24hour:Minute:Second\]");
         assert_eq!(
-            t.regex.as_str(),
+            t.regex.pattern(),
             r"(?iu)^(\[(?P<d>[1-2]\d|[0 ]?[1-9]|3[0-1])/(?P<b>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)/(?P<Y>\d{4}) (?P<H>[0-1]?\d|2[0-3]):(?P<M>[0-5]?\d):(?P<S>[0-5]?\d|6[0-1])\])(?=\b|\W|$)"
         );
         assert_eq!(t.flags, 9);
         let t = template_for("{UNB}^", 2026).unwrap();
         assert_eq!(
-            (t.name.as_str(), t.regex.as_str(), t.flags),
+            (t.name.as_str(), t.regex.pattern(), t.flags),
             ("^", "^()", 8)
         );
         let t = template_for("{^LN-BEG}%ExY%Exm%Exd", 2026).unwrap();
         assert_eq!(t.name, "{^LN-BEG}ExYearExMonthExDay");
         assert_eq!(
-            t.regex.as_str(),
+            t.regex.pattern(),
             r"^(?:\W{0,2})?((?P<Y>20[012]\d)(?P<m>0[1-9]|1[0-2])(?P<d>[1-2]\d|0[1-9]|3[0-1]))(?=\b|\W|$)"
         );
         let t = template_for("TAI64N", 2026).unwrap();
         assert_eq!(
-            (t.regex.as_str(), t.flags),
+            (t.regex.pattern(), t.flags),
             (r"(@[0-9a-f]{24})(?=\b|\W|$)", 1)
         );
         let t = template_for("{^ln-beg}tai64n", 2026).unwrap();
@@ -851,7 +761,7 @@ mod tests {
         assert_eq!(t.flags, 9);
         let t = template_for("x{EPOCH}y", 2026).unwrap();
         assert_eq!(
-            t.regex.as_str(),
+            t.regex.pattern(),
             r"(?=^|\b|\W)(x(\d{10,11}\b(?:\.\d{3,6})?)y)(?=\b|\W|$)"
         );
         let t = template_for("EPOCH", 2026).unwrap();
@@ -890,17 +800,15 @@ mod tests {
 
     #[test]
     fn prefilters_drop_fancy_parts() {
-        let p = |r: &str| prefilter(r).map(|re| re.as_str().to_string());
-        assert_eq!(
-            p(r"(?=^|\b|\W)(a(?P<s>[-/])b(?P=s)c)(?=\b|\W|$)").as_deref(),
-            Some(r"(a(?P<s>[-/])b(?s:.*?)c)")
-        );
-        assert_eq!(
-            p(r"((?:^|(?P<q>(?<=^\[)))\d+)(?(<q>)(?=\])|x)").as_deref(),
-            Some(r"((?:^|(?P<q>))\d+)(?:|x)")
-        );
-        assert_eq!(p(r"[(?=]x\1").as_deref(), Some(r"[(?=]x(?s:.*?)"));
-        assert_eq!(p(r"(?>a)"), None);
+        let p = |r: &str| relaxed_pattern(r);
+        // Lookarounds dropped, backreference widened: still matches where the exact one does.
+        let relaxed = p(r"(?=^|\b|\W)(a(?P<s>[-/])b(?P=s)c)(?=\b|\W|$)").expect("relaxed");
+        let re = build_relaxed(&relaxed, true).expect("builds");
+        assert!(re.is_match("x a-b-c y") && re.is_match("a/b-c") && !re.is_match("abc"));
+        let relaxed = p(r"((?:^|(?P<q>(?<=^\[)))\d+)(?(<q>)(?=\])|x)").expect("relaxed");
+        let re = build_relaxed(&relaxed, true).expect("builds");
+        assert!(re.is_match("[12]") && re.is_match("12x"));
+        assert!(p(r"(?>a)").is_some());
     }
 
     #[test]

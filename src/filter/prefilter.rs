@@ -168,6 +168,24 @@ fn build_set(patterns: &[String], ascii: bool) -> Result<meta::Regex, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A relaxed copy of a whole (translated) pattern for the regex crate's syntax: it matches
+/// wherever the pattern matches, starting at the same positions. None when some construct has
+/// no relaxed form or the pattern does not parse.
+pub fn relaxed_pattern(pattern: &str) -> Option<String> {
+    let tree = Expr::parse_tree(pattern).ok()?;
+    Some(relaxed_text(&relax(&tree.expr, false)?))
+}
+
+/// A leftmost-first DFA-backed regex over a relaxed pattern (see `relaxed_pattern`), limited
+/// to ASCII or with Unicode classes.
+pub fn build_relaxed(pattern: &str, ascii: bool) -> Result<meta::Regex, String> {
+    meta::Regex::builder()
+        .syntax(syntax::Config::new().unicode(!ascii).utf8(!ascii))
+        .configure(meta::Config::new().utf8_empty(!ascii))
+        .build(pattern)
+        .map_err(|e| e.to_string())
+}
+
 fn relaxed_text(expr: &Expr) -> String {
     let mut out = String::new();
     expr.to_str(&mut out, 0);
