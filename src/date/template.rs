@@ -410,6 +410,27 @@ pub(crate) fn translate_python_regex(src: &str) -> String {
             }
             continue;
         }
+        if c == '(' && chars.get(i + 1) == Some(&'?') {
+            // Flag groups: Python 3's `u` is the default already; in Rust it would force
+            // Unicode classes into the ASCII build (see `filter::ascii`).
+            let mut j = i + 2;
+            while chars.get(j).is_some_and(char::is_ascii_alphabetic) {
+                j += 1;
+            }
+            if j > i + 2 && matches!(chars.get(j), Some(')') | Some(':')) {
+                let flags: String = chars[i + 2..j].iter().filter(|f| **f != 'u').collect();
+                match (flags.is_empty(), chars[j]) {
+                    (true, ')') => {}
+                    _ => {
+                        out.push_str("(?");
+                        out.push_str(&flags);
+                        out.push(chars[j]);
+                    }
+                }
+                i = j + 1;
+                continue;
+            }
+        }
         if c == '(' && chars.get(i + 1) == Some(&'?') && chars.get(i + 2) == Some(&'(') {
             let name_start = i + 3;
             let mut j = name_start;
@@ -737,7 +758,7 @@ mod tests {
         assert_eq!(t.name, r"^\[Day/MON/Year 24hour:Minute:Second\]");
         assert_eq!(
             t.regex.pattern(),
-            r"(?iu)^(\[(?P<d>[1-2]\d|[0 ]?[1-9]|3[0-1])/(?P<b>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)/(?P<Y>\d{4}) (?P<H>[0-1]?\d|2[0-3]):(?P<M>[0-5]?\d):(?P<S>[0-5]?\d|6[0-1])\])(?=\b|\W|$)"
+            r"(?i)^(\[(?P<d>[1-2]\d|[0 ]?[1-9]|3[0-1])/(?P<b>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)/(?P<Y>\d{4}) (?P<H>[0-1]?\d|2[0-3]):(?P<M>[0-5]?\d):(?P<S>[0-5]?\d|6[0-1])\])(?=\b|\W|$)"
         );
         assert_eq!(t.flags, 9);
         let t = template_for("{UNB}^", 2026).unwrap();
@@ -796,6 +817,7 @@ mod tests {
         assert_eq!(translate_python_regex(r"[^[]*\[a\<b\Z"), r"[^\[]*\[a<b\z");
         assert_eq!(translate_python_regex(r"[]a]"), r"[\]a]");
         assert_eq!(translate_python_regex(r"(?(1)a)"), r"(?(1)a)");
+        assert_eq!(translate_python_regex(r"(?iu)a(?u)b(?u:c)"), r"(?i)ab(?:c)");
     }
 
     #[test]
