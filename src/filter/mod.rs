@@ -570,6 +570,34 @@ impl Filter {
     }
 
     fn process_cut(&mut self, line: &str, cut: Option<DateCut>, now: f64) -> LineResult {
+        // The usual line, a parsed date: no allocation at all when the prefilter rules it out.
+        if let Some((c, t)) = cut
+            .filter(|c| c.start < c.end && line.get(c.start..c.end).is_some())
+            .and_then(|c| Some((c, c.time?)))
+        {
+            self.last_date = Some(t);
+            self.last_date_text.clear();
+            self.last_date_text.push_str(&line[c.start..c.end]);
+            let Some(time) = self.server_time(Some(t), now) else {
+                return LineResult {
+                    time: Some(t),
+                    ..LineResult::default()
+                };
+            };
+            let (pre, post) = (&line[..c.start], &line[c.end..]);
+            if self.plain_miss(pre, post) {
+                return LineResult {
+                    time,
+                    ..LineResult::default()
+                };
+            }
+            let tuple = TupleLine {
+                pre: pre.to_string(),
+                date: line[c.start..c.end].to_string(),
+                post: post.to_string(),
+            };
+            return self.find_failure(tuple, time, now);
+        }
         let recent = |last: Option<f64>| last.filter(|d| *d > now - 60.0);
         let (tuple, time) = match cut {
             Some(c)
@@ -605,6 +633,48 @@ impl Filter {
                 ..LineResult::default()
             },
         }
+    }
+
+    /// Single-line filters: whether the prefilter rules out the buffer `pre + post + "\n"`
+    /// (then `find_failure` would return an empty result). The answer comes from the prematch
+    /// when it is for this text; a prefilter answer computed here is kept for `find_failure`.
+    fn plain_miss(&mut self, pre: &str, post: &str) -> bool {
+        let pref_quiet =
+            self.matcher.prefregex.is_none() || self.prefregex_detail == PrefregexDetail::Nothing;
+        if self.options.maxlines != 1 || !pref_quiet {
+            return false;
+        }
+        let Some(pf) = self
+            .matcher
+            .prefilter
+            .as_ref()
+            .filter(|pf| !pf.needs_content())
+        else {
+            return false;
+        };
+        let is_buffer = |b: &str| {
+            b.len() == pre.len() + post.len() + 1
+                && b.starts_with(pre)
+                && b[pre.len()..].starts_with(post)
+                && b.ends_with('\n')
+        };
+        if let Some(memo) = self.prematch.as_ref().filter(|m| is_buffer(&m.buffer)) {
+            return memo.candidates.as_ref().is_some_and(Candidates::is_empty);
+        }
+        let mut buffer = String::with_capacity(pre.len() + post.len() + 1);
+        buffer.push_str(pre);
+        buffer.push_str(post);
+        buffer.push('\n');
+        let found = pf.candidates(&buffer);
+        if found.is_empty() {
+            return true;
+        }
+        self.prematch = Some(Prematch {
+            buffer,
+            candidates: Some(found),
+            ..Prematch::default()
+        });
+        false
     }
 
     /// Server time checks (spec 6.6): in operation a time more than 60 s off is replaced by
