@@ -292,12 +292,13 @@ pub struct Matcher {
 /// used only for that same text, so using it can never change a result.
 #[derive(Default)]
 pub struct Prematch {
-    buffer: String,
+    /// Shared with the caller rather than copied: whichever thread drops it last frees it.
+    buffer: Arc<str>,
     candidates: Option<Candidates>,
     /// None: not searched; `Some(None)`: searched, no match.
     prefregex: Option<Option<RegexMatch>>,
-    /// The text the failregexes search (the prefregex content, or the buffer).
-    fail_text: String,
+    /// The text the failregexes search when it is not the buffer (the prefregex content).
+    content: Option<String>,
     fails: Vec<(usize, Option<RegexMatch>)>,
 }
 
@@ -312,72 +313,72 @@ impl Matcher {
     /// Search ahead what `find_failure` will search for the single-line `buffer`
     /// (`text\n`): prefilter, prefregex, and the failregexes up to the first match (all of
     /// them with `check_all`).
-    pub fn prematch(&self, buffer: String, check_all: bool) -> Prematch {
-        let mut pre = Prematch::default();
+    pub fn prematch(&self, buffer: Arc<str>, check_all: bool) -> Prematch {
+        let mut pre = Prematch {
+            buffer,
+            ..Prematch::default()
+        };
         if let Some(pf) = self.prefilter.as_ref().filter(|pf| !pf.needs_content()) {
-            let found = pf.candidates(&buffer);
+            let found = pf.candidates(&pre.buffer);
             let none = found.is_empty();
             pre.candidates = Some(found);
             if none {
-                pre.buffer = buffer;
                 return pre;
             }
         }
-        let mut text = buffer.clone();
         if let Some(pref) = &self.prefregex {
-            let Some(m) = pref.search(&buffer) else {
+            let Some(m) = pref.search(&pre.buffer) else {
                 pre.prefregex = Some(None);
-                pre.buffer = buffer;
                 return pre;
             };
-            if let Some(content) = Self::content_text(&m.groups) {
-                text = content;
-            }
+            pre.content = Self::content_text(&m.groups);
             pre.prefregex = Some(Some(m));
             if let Some(pf) = self.prefilter.as_ref().filter(|pf| pf.needs_content()) {
-                pre.candidates = Some(pf.candidates(&text));
+                pre.candidates = Some(pf.candidates(pre.fail_text()));
             }
         }
         for (index, re) in self.failregex.iter().enumerate() {
             if pre.candidates.as_ref().is_some_and(|c| !c.may_match(index)) {
                 continue;
             }
-            let found = re.search(&text);
+            let found = re.search(pre.fail_text());
             let matched = found.is_some();
             pre.fails.push((index, found));
             if matched && !check_all {
                 break;
             }
         }
-        pre.buffer = buffer;
-        pre.fail_text = text;
         pre
     }
 }
 
 impl Prematch {
+    fn fail_text(&self) -> &str {
+        self.content.as_deref().unwrap_or(&self.buffer)
+    }
+
     /// Prefilter answer for the whole buffer (Combined shape).
     fn candidates_for(&mut self, text: &str) -> Option<Candidates> {
-        (self.buffer == text)
+        (*self.buffer == *text)
             .then(|| self.candidates.take())
             .flatten()
     }
 
     /// Prefilter answer for the prefregex content (TwoStage shape).
     fn content_candidates_for(&mut self, text: &str) -> Option<Candidates> {
-        (self.fail_text == text)
+        (self.fail_text() == text)
             .then(|| self.candidates.take())
             .flatten()
     }
 
     fn prefregex_for(&mut self, text: &str) -> Option<Option<RegexMatch>> {
-        (self.buffer == text)
+        (*self.buffer == *text)
             .then(|| self.prefregex.take())
             .flatten()
     }
 
     fn failregex_for(&mut self, index: usize, text: &str) -> Option<Option<RegexMatch>> {
-        if self.fail_text != text {
+        if self.fail_text() != text {
             return None;
         }
         let pos = self.fails.iter().position(|(i, _)| *i == index)?;
@@ -670,7 +671,7 @@ impl Filter {
             return true;
         }
         self.prematch = Some(Prematch {
-            buffer,
+            buffer: buffer.into(),
             candidates: Some(found),
             ..Prematch::default()
         });

@@ -16,7 +16,7 @@ const BATCH: usize = 1024;
 
 /// One line's searches: claimed by whichever thread gets there first.
 struct Slot {
-    buffer: String,
+    buffer: Arc<str>,
     claimed: AtomicBool,
     done: Mutex<Option<Prematch>>,
 }
@@ -33,18 +33,18 @@ impl Slot {
     fn fill(&self, matcher: &Matcher, check_all: bool) {
         let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
         if !self.claimed.swap(true, Ordering::AcqRel) {
-            *done = Some(matcher.prematch(self.buffer.clone(), check_all));
+            *done = Some(matcher.prematch(Arc::clone(&self.buffer), check_all));
         }
     }
 
     /// Reader side: compute it here if the helper has not claimed it, else take its result.
     fn take(&self, matcher: &Matcher, check_all: bool) -> Prematch {
         if !self.claimed.swap(true, Ordering::AcqRel) {
-            return matcher.prematch(self.buffer.clone(), check_all);
+            return matcher.prematch(Arc::clone(&self.buffer), check_all);
         }
         let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
         done.take()
-            .unwrap_or_else(|| matcher.prematch(self.buffer.clone(), check_all))
+            .unwrap_or_else(|| matcher.prematch(Arc::clone(&self.buffer), check_all))
     }
 }
 
@@ -86,7 +86,7 @@ pub fn run(
                 };
                 let dated = filter.date_line(&line, now);
                 slots.push(Slot {
-                    buffer: Filter::likely_buffer(&line, &dated),
+                    buffer: Filter::likely_buffer(&line, &dated).into(),
                     claimed: AtomicBool::new(false),
                     done: Mutex::new(None),
                 });
