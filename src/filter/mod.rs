@@ -198,6 +198,22 @@ pub struct DatedLine {
     pub zoned: bool,
 }
 
+impl DatedLine {
+    /// The date of `line` by `detector` (None in journal mode: no date in the text).
+    pub fn find(detector: Option<&mut DateDetector>, line: &str, now: f64) -> DatedLine {
+        let (line, _) = truncate(line);
+        let found = detector.and_then(|d| d.find(line, now));
+        DatedLine {
+            zoned: found.as_ref().is_some_and(|m| m.zoned),
+            cut: found.map(|m| DateCut {
+                start: m.start,
+                end: m.end,
+                time: m.time,
+            }),
+        }
+    }
+}
+
 /// One result entry of a line (fail2ban `[index, fid, time, data]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
@@ -512,19 +528,7 @@ impl Filter {
 
     /// First half of `process_line`: find the line's date (the detector's state moves on).
     pub fn date_line(&mut self, line: &str, now: f64) -> DatedLine {
-        let (line, _) = truncate(line);
-        let found = match self.date_detector.as_mut() {
-            Some(detector) => detector.find(line, now),
-            None => None,
-        };
-        DatedLine {
-            zoned: found.as_ref().is_some_and(|m| m.zoned),
-            cut: found.map(|m| DateCut {
-                start: m.start,
-                end: m.end,
-                time: m.time,
-            }),
-        }
+        DatedLine::find(self.date_detector.as_mut(), line, now)
     }
 
     /// The buffer a single-line filter searches for a dated line in the usual case (date cut

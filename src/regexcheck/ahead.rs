@@ -1,35 +1,34 @@
-//! Matching ahead on a second core: lines are read and dated in batches on this thread (the
-//! date detector is stateful), a helper thread runs the filter's pure regex searches for each
-//! batch (`Matcher::prematch`), and this thread applies them to the filter in line order. The
-//! helper walks a batch from its end and this thread from its start, so the two meet in the
-//! middle and whichever gets to a line first computes it: the split adapts to the machine.
+//! Matching ahead on a second core. A helper thread reads and dates the lines in batches
+//! (the date detector is stateful, so it moves to the helper for the run) and then runs the
+//! filter's pure regex searches (`Matcher::prematch`) for the previous batch, from its end;
+//! this thread applies the results to the filter in line order from the start, computing any
+//! line the helper has not reached. Whoever gets to a line first computes it, so the split
+//! of the work adapts to the machine.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::date::DateDetector;
 use crate::filter::{DatedLine, Filter, LineResult, Matcher, Prematch};
 
 /// Lines per batch: large enough to amortise the hand-over, small enough to stay in cache.
 const BATCH: usize = 1024;
 
-/// One line's searches: claimed by whichever thread gets there first.
-struct Slot {
+/// A line read and dated, with its searches: claimed by whichever thread gets there first.
+pub struct Pending {
+    pub line_no: u64,
+    pub line: String,
+    dated: DatedLine,
     buffer: Arc<str>,
     claimed: AtomicBool,
     done: Mutex<Option<Prematch>>,
 }
 
-/// A batch as both threads see it.
-struct Batch {
-    slots: Vec<Slot>,
-    check_all: bool,
-}
-
-impl Slot {
-    /// Helper side: compute unless this thread already claimed the line. The lock is held
-    /// from the claim to the result, so a waiting reader always finds the result.
+impl Pending {
+    /// Helper side: compute unless the other thread already claimed the line. The lock is
+    /// held from the claim to the result, so a waiting reader always finds the result.
     fn fill(&self, matcher: &Matcher, check_all: bool) {
         let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
         if !self.claimed.swap(true, Ordering::AcqRel) {
@@ -48,73 +47,100 @@ impl Slot {
     }
 }
 
-/// A line read and dated, waiting for its searches.
-pub struct Pending {
-    pub line_no: u64,
-    pub line: String,
-    dated: DatedLine,
+/// Read and date up to `BATCH` lines.
+fn read_batch(
+    next: &mut impl FnMut() -> io::Result<Option<(u64, String)>>,
+    mut detector: Option<&mut DateDetector>,
+    now: f64,
+) -> io::Result<Vec<Pending>> {
+    let mut batch = Vec::with_capacity(BATCH);
+    while batch.len() < BATCH {
+        let Some((line_no, line)) = next()? else {
+            break;
+        };
+        let dated = DatedLine::find(detector.as_deref_mut(), &line, now);
+        batch.push(Pending {
+            buffer: Filter::likely_buffer(&line, &dated).into(),
+            line_no,
+            line,
+            dated,
+            claimed: AtomicBool::new(false),
+            done: Mutex::new(None),
+        });
+    }
+    Ok(batch)
 }
 
-/// Feeds lines through `filter` with the searches run ahead on a helper thread; `next`
-/// yields the lines to process (already stripped and filtered), `emit` receives each line
-/// with its result, in order.
+/// Feeds lines through `filter` with dating and searching done ahead on a helper thread;
+/// `next` yields the lines to process (already stripped and filtered), `emit` receives each
+/// line with its result, in order.
 pub fn run(
     filter: &mut Filter,
     now: f64,
-    mut next: impl FnMut() -> io::Result<Option<(u64, String)>>,
+    mut next: impl FnMut() -> io::Result<Option<(u64, String)>> + Send,
     mut emit: impl FnMut(&Pending, LineResult) -> io::Result<()>,
 ) -> io::Result<()> {
     let matcher = Arc::clone(&filter.matcher);
     let check_all = filter.mode.check_all_regex;
-    let (sender, receiver) = mpsc::channel::<Arc<Batch>>();
+    let mut detector = filter.date_detector.take();
+    // Two batches in flight at most: the one being applied and the one being read.
+    let (sender, receiver) = mpsc::sync_channel::<io::Result<Arc<Vec<Pending>>>>(1);
     std::thread::scope(|scope| {
         let helper_matcher = Arc::clone(&matcher);
-        scope.spawn(move || {
-            for batch in receiver {
-                for slot in batch.slots.iter().rev() {
-                    slot.fill(&helper_matcher, batch.check_all);
-                }
-            }
-        });
-        let mut waiting: Option<(Arc<Batch>, Vec<Pending>)> = None;
-        loop {
-            let mut pending = Vec::with_capacity(BATCH);
-            let mut slots = Vec::with_capacity(BATCH);
-            while pending.len() < BATCH {
-                let Some((line_no, line)) = next()? else {
-                    break;
+        let helper = scope.spawn(move || {
+            let mut previous: Option<Arc<Vec<Pending>>> = None;
+            loop {
+                let (batch, sent) = match read_batch(&mut next, detector.as_mut(), now) {
+                    Ok(batch) => {
+                        let batch = Arc::new(batch);
+                        let sent = sender.send(Ok(Arc::clone(&batch)));
+                        (Some(batch), sent.is_ok())
+                    }
+                    Err(e) => {
+                        let _ = sender.send(Err(e));
+                        (None, false)
+                    }
                 };
-                let dated = filter.date_line(&line, now);
-                slots.push(Slot {
-                    buffer: Filter::likely_buffer(&line, &dated).into(),
-                    claimed: AtomicBool::new(false),
-                    done: Mutex::new(None),
-                });
-                pending.push(Pending {
-                    line_no,
-                    line,
-                    dated,
-                });
-            }
-            let finished = pending.is_empty();
-            let batch = Arc::new(Batch { slots, check_all });
-            if !finished {
-                // A closed channel only means the helper is gone: this thread computes all.
-                let _ = sender.send(Arc::clone(&batch));
-            }
-            if let Some((batch, lines)) = waiting.take() {
-                for (slot, line) in batch.slots.iter().zip(&lines) {
-                    let prematch = slot.take(&matcher, check_all);
-                    let result = filter.process_dated(&line.line, line.dated, Some(prematch), now);
-                    emit(line, result)?;
+                if let Some(previous) = previous.take() {
+                    for line in previous.iter().rev() {
+                        line.fill(&helper_matcher, check_all);
+                    }
+                }
+                match batch {
+                    Some(batch) if sent && !batch.is_empty() => previous = Some(batch),
+                    _ => break,
                 }
             }
-            if finished {
+            detector
+        });
+        let mut outcome = Ok(());
+        for batch in receiver.iter() {
+            let batch = match batch {
+                Ok(batch) if batch.is_empty() => break,
+                Ok(batch) => batch,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            };
+            for line in batch.iter() {
+                let prematch = line.take(&matcher, check_all);
+                let result = filter.process_dated(&line.line, line.dated, Some(prematch), now);
+                if let Err(e) = emit(line, result) {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+            if outcome.is_err() {
                 break;
             }
-            waiting = Some((batch, pending));
         }
-        drop(sender);
-        Ok(())
+        // Hang up before waiting, so a helper blocked on sending sees it and stops.
+        drop(receiver);
+        match helper.join() {
+            Ok(detector) => filter.date_detector = detector,
+            Err(_) => outcome = outcome.and(Err(io::Error::other("line reader thread panicked"))),
+        }
+        outcome
     })
 }
