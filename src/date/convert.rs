@@ -153,6 +153,9 @@ const DIGIT_ZEROS: &[u32] = &[
 ];
 
 fn digit_value(c: char) -> Option<i64> {
+    if c.is_ascii_digit() {
+        return Some(i64::from(c as u8 - b'0'));
+    }
     let cp = u32::from(c);
     let zero = DIGIT_ZEROS.iter().rev().find(|&&z| z <= cp)?;
     (cp - zero < 10).then(|| i64::from(cp - zero))
@@ -204,7 +207,8 @@ fn index_of(names: &[&str], text: &str) -> Option<i64> {
 /// Inputs of one conversion besides the fields.
 pub(crate) struct Context<'a> {
     pub zone: &'a LocalZone,
-    pub now: f64,
+    /// `now` as local wall time in `zone`.
+    pub now_local: NaiveDateTime,
     /// `logtimezone` offset in minutes, applied when the line has no zone.
     pub default_offset: Option<i64>,
 }
@@ -295,7 +299,7 @@ pub(crate) fn fields_to_time<'t>(
             Field::AmPm | Field::Fraction => {}
         }
     }
-    let now_local = ctx.zone.utc_to_local(ctx.now);
+    let now_local = ctx.now_local;
     let assume_year = year.is_none();
     let mut year = year.unwrap_or(i64::from(now_local.year()));
     if month.is_none() || day.is_none() {

@@ -108,6 +108,8 @@ pub struct DateDetector {
     first_unused: usize,
     default_offset: Option<i64>,
     zone: LocalZone,
+    /// Cache of `now_local`: (now, local wall time).
+    now_local: Option<(f64, chrono::NaiveDateTime)>,
 }
 
 fn char_before(line: &str, pos: usize) -> Option<char> {
@@ -166,6 +168,7 @@ impl DateDetector {
             first_unused: 0,
             default_offset,
             zone,
+            now_local: None,
         };
         for entry in datepattern.unwrap_or("").lines() {
             let entry = entry.trim();
@@ -441,15 +444,29 @@ impl DateDetector {
         })
     }
 
-    fn convert(&self, m: &Candidate, now: f64) -> Converted {
+    /// `now` in the local zone; the conversion is cached since `now` changes rarely (once
+    /// per regex-check run, once per read in the server).
+    fn now_local(&mut self, now: f64) -> chrono::NaiveDateTime {
+        match self.now_local {
+            Some((at, local)) if at == now => local,
+            _ => {
+                let local = self.zone.utc_to_local(now);
+                self.now_local = Some((now, local));
+                local
+            }
+        }
+    }
+
+    fn convert(&mut self, m: &Candidate, now: f64) -> Converted {
         // The entry may have moved by reordering; the index now lives in last_idx.
         let idx = self.last_idx.unwrap_or(m.idx);
+        let now_local = self.now_local(now);
         let template = &self.entries[idx].template;
         match &template.kind {
             Kind::Pattern(fields) => {
                 let ctx = Context {
                     zone: &self.zone,
-                    now,
+                    now_local,
                     default_offset: self.default_offset,
                 };
                 let values = fields
