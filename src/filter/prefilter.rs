@@ -327,9 +327,10 @@ fn content_runs_to_line_end(pref: &Expr, content_group: usize) -> bool {
     counter + 1 == content_group && single_line_rest(content)
 }
 
-/// `.+`, `.*`, `.+?`, `.*?` (no newline): the content takes everything up to the line end.
+/// `.+` or `.+?` (no newline): the content takes everything up to the line end and is never
+/// empty (an empty content would leave the failregexes searching the whole buffer).
 fn single_line_rest(expr: &Expr) -> bool {
-    matches!(expr, Expr::Repeat { child, lo: 0 | 1, hi: usize::MAX, .. }
+    matches!(expr, Expr::Repeat { child, lo: 1, hi: usize::MAX, .. }
         if matches!(**child, Expr::Any { newline: false, .. }))
 }
 
@@ -358,4 +359,68 @@ fn replace_group(expr: &Expr, target: usize, body: &Expr, counter: &mut usize) -
     }
     count_groups(expr, counter);
     relax(expr, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefilter(pref: Option<(&str, usize)>, fails: &[&str]) -> Prefilter {
+        Prefilter::new(pref, fails, &[], false).expect("prefilter builds")
+    }
+
+    #[test]
+    fn combined_shape_inlines_failregexes_where_the_content_was() {
+        let pref = r"(?m)\A(?P<mlfid>\S+ sshd\[\d+\]: )(?:error: )?(?P<content>.+)$";
+        let fails = [
+            r"(?m)\AFailed \S+ for (?P<user>\S+) from (?P<ip4>\d+\.\d+\.\d+\.\d+)",
+            r"(?m)\AInvalid user (?P<user>\S+) from (?P<ip4>[\d.]+)(?! port 0)",
+        ];
+        let pf = prefilter(Some((pref, 2)), &fails);
+        assert!(!pf.needs_content());
+        let hit = pf.candidates("gw sshd[1]: error: Failed password for root from 1.2.3.4\n");
+        assert!(hit.may_match(0) && !hit.may_match(1) && !hit.is_empty());
+        let lookahead = pf.candidates("gw sshd[1]: Invalid user x from 1.2.3.4 port 0\n");
+        assert!(
+            lookahead.may_match(1),
+            "dropped lookahead must widen, not narrow"
+        );
+        // Anchored failregexes stay anchored at the content start.
+        assert!(pf
+            .candidates("gw sshd[1]: Accepted; Failed x for y from 1.2.3.4\n")
+            .is_empty());
+        assert!(pf
+            .candidates("gw cron[1]: Failed x for y from 1.2.3.4\n")
+            .is_empty());
+    }
+
+    #[test]
+    fn content_that_can_be_empty_or_stops_early_needs_the_exact_prefregex() {
+        let fails = [r"(?m)\Afrom (?P<ip4>[\d.]+)"];
+        let empty_ok = prefilter(Some((r"(?m)\Ax: (?P<content>.*)$", 1)), &fails);
+        assert!(empty_ok.needs_content());
+        let early = prefilter(Some((r"(?m)\Ax: (?P<content>.+?)(?:, tail)?$", 1)), &fails);
+        assert!(early.needs_content());
+        let hit = early.candidates("from 1.2.3.4\n");
+        assert!(hit.may_match(0));
+    }
+
+    #[test]
+    fn relaxed_patterns_match_a_superset() {
+        let cases = [
+            (r"(?P<a>x)y(?P=a)", "xyx"),
+            (r"(?<=\[)\d+(?=\])", "[12]"),
+            (r"(?P<q>\[)?\d+(?(<q>)\]|$)", "[12]"),
+            (r"(?>a+)b", "aab"),
+            (r"\bword\b", "a word here"),
+        ];
+        for (pattern, text) in cases {
+            let exact = fancy_regex::Regex::new(pattern).expect("exact compiles");
+            assert!(exact.is_match(text).unwrap_or(false), "{pattern} on {text}");
+            let relaxed = relaxed_pattern(pattern).expect("relaxed form");
+            let re = build_relaxed(&relaxed, true).expect("relaxed compiles");
+            assert!(re.is_match(text), "relaxed {relaxed:?} misses {text:?}");
+        }
+        assert!(relaxed_pattern(r"\Gx").is_none());
+    }
 }
