@@ -5,8 +5,38 @@
 
 use std::sync::OnceLock;
 
-/// Builds a regex from a pattern, limited to ASCII (`true`) or with full Unicode classes.
+/// Builds a regex from a pattern, limited to ASCII (`true`) or with full Unicode classes. An
+/// ASCII build must fail for a pattern that is not `ascii_safe`.
 pub type Build<P, R> = fn(&P, bool) -> Result<R, String>;
+
+/// NFA size allowed to a Unicode build (made on demand, so only for logs that need it); the
+/// regex crates' default of 10 MB refuses patterns like `\w{1,400}` that Python accepts.
+pub const UNICODE_SIZE_LIMIT: usize = 256 << 20;
+
+/// Whether a pattern's ASCII build matches exactly what its Unicode build matches on ASCII
+/// text. Only pure-ASCII pattern text qualifies, and no escape that names a non-ASCII
+/// character or a Unicode property: with case folding, `(?i)\u{212A}` (Kelvin sign) or `ſ`
+/// match ASCII letters in the Unicode build only.
+pub fn ascii_safe(pattern: &str) -> bool {
+    if !pattern.is_ascii() {
+        return false;
+    }
+    let bytes = pattern.as_bytes();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        if bytes[i] == b'\\' {
+            match bytes[i + 1] {
+                b'u' | b'U' | b'N' | b'p' | b'P' => return false,
+                b'x' if bytes.get(i + 2).is_none_or(|b| !matches!(b, b'0'..=b'7')) => return false,
+                _ => {}
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
 
 /// A regex in its ASCII build and (on demand) its Unicode build.
 #[derive(Debug)]
@@ -49,8 +79,9 @@ impl<P: ?Sized, R> AsciiFirst<P, R> {
         })
     }
 
-    /// The build to run on `text`. Should the Unicode build fail (a size limit the ASCII
-    /// build stayed under), the ASCII build is the best there is.
+    /// The build to run on `text`. None when `text` is not ASCII and the Unicode build fails
+    /// (a size limit the ASCII build stayed under): the ASCII build would not match what the
+    /// Unicode one matches there, so the caller treats this as "no answer".
     pub fn for_text(&self, text: &str) -> Option<&R> {
         if text.is_ascii() {
             if let Some(ascii) = &self.ascii {
@@ -60,7 +91,6 @@ impl<P: ?Sized, R> AsciiFirst<P, R> {
         self.unicode
             .get_or_init(|| (self.build)(&self.pattern, false).ok())
             .as_ref()
-            .or(self.ascii.as_ref())
     }
 
     /// Whichever build exists (for properties both share, like group names).
@@ -80,6 +110,9 @@ mod tests {
     use super::*;
 
     fn build(pattern: &str, ascii: bool) -> Result<fancy_regex::Regex, String> {
+        if ascii && !ascii_safe(pattern) {
+            return Err("not ASCII-safe".into());
+        }
         let mut builder = fancy_regex::RegexBuilder::new(pattern);
         if ascii {
             builder.bytes_mode(fancy_regex::BytesMode::Ascii);

@@ -469,11 +469,20 @@ impl Filter {
             )
         };
         let prefilter = if options.maxlines == 1 {
+            // The failregexes see the `content` group as such unless an `alt_`/`tuple_` group
+            // merges into it; only then can the prefilter stand in for the prefregex.
+            let merged_content = |p: &FilterRegex| {
+                p.group_names().any(|n| {
+                    n.strip_prefix("alt_")
+                        .or_else(|| n.strip_prefix("tuple_"))
+                        .is_some_and(|rest| rest.starts_with("content"))
+                })
+            };
             let pref = match &prefregex {
-                Some(p) => p
+                Some(p) if !merged_content(p) => p
                     .group_index("content")
                     .map(|content| (p.translated.as_str(), content)),
-                None => None,
+                _ => None,
             };
             let usable = prefregex.is_none() || pref.is_some();
             let fail: Vec<&str> = failregex.iter().map(|r| r.translated.as_str()).collect();

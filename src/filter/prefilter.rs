@@ -12,7 +12,7 @@ use fancy_regex::{Assertion, Expr};
 use regex_automata::util::syntax;
 use regex_automata::{meta, Input, MatchKind, PatternID, PatternSet};
 
-use super::ascii::AsciiFirst;
+use super::ascii::{self, AsciiFirst};
 
 /// Which failregexes may match, as the prefilter's answer for one line.
 pub struct Candidates {
@@ -157,15 +157,7 @@ impl Prefilter {
 }
 
 fn build_set(patterns: &[String], ascii: bool) -> Result<meta::Regex, String> {
-    meta::Regex::builder()
-        .syntax(syntax::Config::new().unicode(!ascii).utf8(!ascii))
-        .configure(
-            meta::Config::new()
-                .match_kind(MatchKind::All)
-                .utf8_empty(!ascii),
-        )
-        .build_many(patterns)
-        .map_err(|e| e.to_string())
+    build_dfa(patterns, ascii, MatchKind::All)
 }
 
 /// A relaxed copy of a whole (translated) pattern for the regex crate's syntax: it matches
@@ -179,10 +171,36 @@ pub fn relaxed_pattern(pattern: &str) -> Option<String> {
 /// A leftmost-first DFA-backed regex over a relaxed pattern (see `relaxed_pattern`), limited
 /// to ASCII or with Unicode classes.
 pub fn build_relaxed(pattern: &str, ascii: bool) -> Result<meta::Regex, String> {
+    build_dfa(
+        std::slice::from_ref(&pattern),
+        ascii,
+        MatchKind::LeftmostFirst,
+    )
+}
+
+/// A (multi-pattern) regex-automata regex in its ASCII or Unicode build (see `filter::ascii`).
+fn build_dfa<P: AsRef<str>>(
+    patterns: &[P],
+    ascii: bool,
+    kind: MatchKind,
+) -> Result<meta::Regex, String> {
+    if ascii && !patterns.iter().all(|p| ascii::ascii_safe(p.as_ref())) {
+        return Err("no exact ASCII form".into());
+    }
+    let limit = if ascii {
+        10 << 20
+    } else {
+        ascii::UNICODE_SIZE_LIMIT
+    };
     meta::Regex::builder()
         .syntax(syntax::Config::new().unicode(!ascii).utf8(!ascii))
-        .configure(meta::Config::new().utf8_empty(!ascii))
-        .build(pattern)
+        .configure(
+            meta::Config::new()
+                .match_kind(kind)
+                .utf8_empty(!ascii)
+                .nfa_size_limit(Some(limit)),
+        )
+        .build_many(patterns)
         .map_err(|e| e.to_string())
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::OnceLock;
 
-use super::ascii::AsciiFirst;
+use super::ascii::{self, AsciiFirst};
 
 /// Backtracking steps allowed per search; crafted lines hit this instead of hanging.
 const BACKTRACK_LIMIT: usize = 200_000;
@@ -424,10 +424,15 @@ pub struct FilterRegex {
 
 /// Compile a translated pattern, limited to ASCII or with full Unicode classes.
 pub fn compile(translated: &str, ascii: bool) -> Result<fancy_regex::Regex, String> {
+    if ascii && !ascii::ascii_safe(translated) {
+        return Err("no exact ASCII form".into());
+    }
     let mut builder = fancy_regex::RegexBuilder::new(translated);
     builder.backtrack_limit(BACKTRACK_LIMIT);
     if ascii {
         builder.bytes_mode(fancy_regex::BytesMode::Ascii);
+    } else {
+        builder.delegate_size_limit(ascii::UNICODE_SIZE_LIMIT);
     }
     builder.build().map_err(|e| e.to_string())
 }

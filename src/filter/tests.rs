@@ -272,3 +272,49 @@ fn server_time_checks() {
     f.process_with_cut(&"y".repeat(MAX_LINE_BYTES + 10), None, 0.0);
     assert_eq!(f.truncated_lines, 1);
 }
+
+/// Cases a second reader found where the prefilter or an ASCII build could have changed a
+/// result; each line must give the same result with and without the prefilter.
+#[test]
+fn prefilter_and_ascii_builds_keep_results_in_edge_cases() {
+    let cases: [(Option<&str>, &[&str], &[&str]); 3] = [
+        // `tuple_content` rewrites the content the failregexes see.
+        (
+            Some(r"^(?P<tuple_content>\S+) (?P<content>.+)$"),
+            &[r"'<HOST>'\)"],
+            &["1.2.3.4 foo"],
+        ),
+        // A Unicode build far over the regex crates' default size limit.
+        (
+            None,
+            &[
+                r"^user (?P<user>\w{1,200}) from <HOST>",
+                r"^x (?P<user>\w{1,200}) <HOST>",
+            ],
+            &["user jörg from 1.2.3.4", "user jorg from 1.2.3.4"],
+        ),
+        // Case folding of non-ASCII pattern characters onto ASCII text.
+        (
+            None,
+            &["(?i)user \u{212A}evin from <HOST>", "(?i)ſeen <HOST>"],
+            &[
+                "user kevin from 1.2.3.4",
+                "user kevin from 1.2.3.4 é",
+                "SEEN 1.2.3.4",
+            ],
+        ),
+    ];
+    for (pref, fails, lines) in cases {
+        let options = opts(pref, fails, &[], 1);
+        let mut fast = Filter::new(&options, sample_mode()).unwrap();
+        fast.prefregex_detail = PrefregexDetail::Groups;
+        let mut exact = Filter::new(&options, sample_mode()).unwrap();
+        exact.disable_prefilter();
+        for line in lines {
+            let a = fast.process_with_cut(line, None, 100.0);
+            let b = exact.process_with_cut(line, None, 100.0);
+            assert_eq!(a, b, "{fails:?} on {line:?}");
+            assert!(!b.failures.is_empty(), "{fails:?} should match {line:?}");
+        }
+    }
+}

@@ -47,16 +47,19 @@ impl Pending {
     }
 }
 
-/// Read and date up to `BATCH` lines.
+/// Read and date up to `BATCH` lines; a read error ends the batch (the lines read before it
+/// still count, as they would one at a time).
 fn read_batch(
     next: &mut impl FnMut() -> io::Result<Option<(u64, String)>>,
     mut detector: Option<&mut DateDetector>,
     now: f64,
-) -> io::Result<Vec<Pending>> {
+) -> (Vec<Pending>, Option<io::Error>) {
     let mut batch = Vec::with_capacity(BATCH);
     while batch.len() < BATCH {
-        let Some((line_no, line)) = next()? else {
-            break;
+        let (line_no, line) = match next() {
+            Ok(Some(read)) => read,
+            Ok(None) => break,
+            Err(e) => return (batch, Some(e)),
         };
         let dated = DatedLine::find(detector.as_deref_mut(), &line, now);
         batch.push(Pending {
@@ -68,7 +71,7 @@ fn read_batch(
             done: Mutex::new(None),
         });
     }
-    Ok(batch)
+    (batch, None)
 }
 
 /// Feeds lines through `filter` with dating and searching done ahead on a helper thread;
@@ -90,33 +93,29 @@ pub fn run(
         let helper = scope.spawn(move || {
             let mut previous: Option<Arc<Vec<Pending>>> = None;
             loop {
-                let (batch, sent) = match read_batch(&mut next, detector.as_mut(), now) {
-                    Ok(batch) => {
-                        let batch = Arc::new(batch);
-                        let sent = sender.send(Ok(Arc::clone(&batch)));
-                        (Some(batch), sent.is_ok())
-                    }
-                    Err(e) => {
-                        let _ = sender.send(Err(e));
-                        (None, false)
-                    }
-                };
+                let (lines, error) = read_batch(&mut next, detector.as_mut(), now);
+                let batch = Arc::new(lines);
+                let last = batch.is_empty() || error.is_some();
+                let mut sent = sender.send(Ok(Arc::clone(&batch))).is_ok();
+                if let Some(e) = error {
+                    sent = sent && sender.send(Err(e)).is_ok();
+                }
                 if let Some(previous) = previous.take() {
                     for line in previous.iter().rev() {
                         line.fill(&helper_matcher, check_all);
                     }
                 }
-                match batch {
-                    Some(batch) if sent && !batch.is_empty() => previous = Some(batch),
-                    _ => break,
+                if !sent || last {
+                    break;
                 }
+                previous = Some(batch);
             }
             detector
         });
         let mut outcome = Ok(());
+        // Ends when the helper hangs up, after the last (empty or failed) batch.
         for batch in receiver.iter() {
             let batch = match batch {
-                Ok(batch) if batch.is_empty() => break,
                 Ok(batch) => batch,
                 Err(e) => {
                     outcome = Err(e);
