@@ -11,6 +11,7 @@ LINES="${LINES:-100000}"
 SERVERS="${*:-ironban fail2ban}"
 CONF="${CONF:-$repo/../shared/fail2ban-upstream/config}"
 export TZ=UTC
+. "$here/tree.sh"
 filters=(sshd postfix kerio dovecot exim sendmail-reject sendmail-auth courier-smtp courier-auth
          cyrus-imap uwimap-auth qmail pam-generic vsftpd proftpd pure-ftpd apache-auth nginx-http-auth
          dropbear xinetd-fail)
@@ -20,15 +21,7 @@ loggen="$here/loggen/target/release/loggen"
 
 run_one() {
     local server="$1" tree="$here/out/daemon20-$1"
-    rm -rf "$tree"; mkdir -p "$tree/logs" "$tree/run"
-    cp -r "$CONF"/. "$tree/"
-    cat > "$tree/fail2ban.local" <<EOC
-[DEFAULT]
-socket = $tree/run/s.sock
-pidfile = $tree/run/p.pid
-dbfile = $tree/run/db.sqlite3
-logtarget = $tree/run/server.log
-EOC
+    bench_tree "$tree" "$CONF"
     cat > "$tree/action.d/stamp.conf" <<'EOC'
 [Definition]
 actionban = echo "<ip> $(date +%%s.%%N)" >> <file>

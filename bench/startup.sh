@@ -12,15 +12,8 @@ CONF="${CONF:-$repo/../shared/fail2ban-upstream/config}"
 (cd "$repo" && cargo build --release -q) || exit 1
 ironban="$repo/target/release/ironban"
 tree="$here/out/startup"
-rm -rf "$tree"; mkdir -p "$tree/logs" "$tree/run"
-cp -r "$CONF"/. "$tree/"
-cat > "$tree/fail2ban.local" <<EOC
-[DEFAULT]
-socket = $tree/run/s.sock
-pidfile = $tree/run/p.pid
-dbfile = $tree/run/db.sqlite3
-logtarget = $tree/run/server.log
-EOC
+. "$here/tree.sh"
+bench_tree "$tree" "$CONF"
 mapfile -t filters < <(cd "$CONF/filter.d" && ls *.conf | sed 's/\.conf$//' | grep -v 'common$' | sort)
 {
     printf '[DEFAULT]\nbackend = auto\nusedns = no\naction = \n\n'

@@ -154,27 +154,10 @@ pub fn json_failure(
 
 /// A JSON string (or `null`) as serde_json escapes it.
 fn push_json_str(out: &mut String, value: Option<&str>) {
-    let Some(text) = value else {
-        out.push_str("null");
-        return;
-    };
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if c < ' ' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
+    match value {
+        Some(text) => crate::config::value::push_json_str(out, text, false),
+        None => out.push_str("null"),
     }
-    out.push('"');
 }
 
 /// Where the filter definition came from and what regex-check prints about it.

@@ -7,7 +7,7 @@ use super::ini::{omap_get, omap_set, split_conditional, FileCache, OMap, Unit};
 use super::tags::{
     extract_options, shlex_split, split_with_options, splitwords, substitute_recursive_tags, TagMap,
 };
-use super::value::{python_str_repr, Command, Value};
+use super::value::{push_json_str, python_str_repr, Command, Value};
 use super::ConfigError;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -824,32 +824,17 @@ impl JailReader {
 
 /// Python `json.dumps` with default separators and ASCII escaping.
 fn python_json_dumps(args: &OMap) -> String {
-    let esc = |t: &str| {
-        let mut out = String::from("\"");
-        for c in t.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                    let mut buf = [0u16; 2];
-                    for u in c.encode_utf16(&mut buf) {
-                        out.push_str(&format!("\\u{:04x}", u));
-                    }
-                }
-                c => out.push(c),
-            }
+    let mut out = String::from("{");
+    for (i, (k, v)) in args.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
         }
-        out.push('"');
-        out
-    };
-    let items: Vec<String> = args
-        .iter()
-        .map(|(k, v)| format!("{}: {}", esc(k), esc(v)))
-        .collect();
-    format!("{{{}}}", items.join(", "))
+        push_json_str(&mut out, k, true);
+        out.push_str(": ");
+        push_json_str(&mut out, v, true);
+    }
+    out.push('}');
+    out
 }
 
 enum JailError {

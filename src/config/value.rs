@@ -104,6 +104,32 @@ impl From<String> for Value {
 }
 
 /// Python 3 `repr(str)`.
+/// A JSON string as serde_json writes it (`ascii == false`) or as Python's `json.dumps`
+/// writes it with `ensure_ascii` (`ascii == true`: every character outside space..`~` as
+/// `\uXXXX`, UTF-16 surrogate pairs above the BMP).
+pub fn push_json_str(out: &mut String, text: &str, ascii: bool) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c < ' ' || (ascii && c > '~') => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 pub fn python_str_repr(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
@@ -158,6 +184,17 @@ fn is_python_printable(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings_as_python_ensure_ascii_writes_them() {
+        // python3 -c 'import json; print(json.dumps("q\"\\\b\f\x01\x7fé😀"))'
+        let mut out = String::new();
+        push_json_str(&mut out, "q\"\\\u{8}\u{c}\u{1}\u{7f}é😀", true);
+        assert_eq!(out, r#""q\"\\\b\f\u0001\u007f\u00e9\ud83d\ude00""#);
+        let mut out = String::new();
+        push_json_str(&mut out, "é\u{7f}", false);
+        assert_eq!(out, "\"é\u{7f}\"");
+    }
 
     #[test]
     fn repr_quoting() {
