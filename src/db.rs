@@ -174,17 +174,14 @@ const BIPS_UPSERT: &str = "INSERT OR REPLACE INTO bips(jail, ip, timeofban, bant
 
 /// One ban row into `bans` or `bips`, `data` stored as a UTF-8 JSON blob like fail2ban.
 fn insert_record(conn: &Connection, sql: &str, record: &BanRecord) -> anyhow::Result<()> {
-    conn.execute(
-        sql,
-        params![
-            record.jail,
-            record.id,
-            record.time_of_ban,
-            record.ban_time,
-            record.ban_count,
-            Value::Blob(serde_json::to_vec(&record.data)?)
-        ],
-    )?;
+    conn.prepare_cached(sql)?.execute(params![
+        record.jail,
+        record.id,
+        record.time_of_ban,
+        record.ban_time,
+        record.ban_count,
+        Value::Blob(serde_json::to_vec(&record.data)?)
+    ])?;
     Ok(())
 }
 
@@ -313,10 +310,8 @@ impl Db {
     /// Stores a ban: one history row in `bans`, the latest per (id, jail) in `bips`.
     pub fn add_ban(&mut self, ban: &BanRecord) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT OR IGNORE INTO jails(name, enabled) VALUES(?, 1)",
-            [&ban.jail],
-        )?;
+        tx.prepare_cached("INSERT OR IGNORE INTO jails(name, enabled) VALUES(?, 1)")?
+            .execute([&ban.jail])?;
         insert_record(&tx, BANS_INSERT, ban)?;
         insert_record(&tx, BIPS_UPSERT, ban)?;
         tx.commit()?;

@@ -252,7 +252,9 @@ pub mod log {
 
     fn emit(level: u8, name: &str, msg: &str) {
         if level >= THRESHOLD.load(Ordering::Relaxed) {
-            eprintln!("{name} {msg}");
+            // One write per record: stderr is unbuffered, `eprintln!` writes piece by piece.
+            let record = format!("{name} {msg}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), record.as_bytes());
         }
     }
 

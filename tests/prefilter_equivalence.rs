@@ -28,11 +28,10 @@ fn filters(conf: &Path) -> Vec<String> {
 fn build(options: &FilterOptions, mode: Mode, prefilter: bool) -> Filter {
     let zone = LocalZone::posix("UTC0").expect("UTC zone");
     let mut filter = Filter::with_zone(options, mode, zone).expect("filter compiles");
-    if prefilter {
-        // Lines the prefilter rules out still report the prefregex groups, so the whole
-        // result can be compared.
-        filter.prefregex_detail = PrefregexDetail::Groups;
-    } else {
+    // Every line reports its prefregex groups, even one the prefilter rules out, so the
+    // whole result can be compared.
+    filter.prefregex_detail = PrefregexDetail::Groups;
+    if !prefilter {
         filter.disable_prefilter();
     }
     filter

@@ -110,6 +110,35 @@ pub struct DateDetector {
     zone: LocalZone,
     /// Cache of `now_local`: (now, local wall time).
     now_local: Option<(f64, chrono::NaiveDateTime)>,
+    /// The last field conversion: consecutive lines often carry the same date.
+    last_conversion: Option<Conversion>,
+    scratch_key: String,
+}
+
+/// A field conversion with everything its result depends on: the fields, their captured
+/// texts (`key`) and `now`.
+#[derive(Debug, Clone, Default)]
+struct Conversion {
+    fields: Vec<(template::Field, usize)>,
+    now: Option<f64>,
+    key: String,
+    result: Option<Converted>,
+}
+
+/// `key` := the captured texts of `fields`, each length-prefixed (`-` for a missing group),
+/// so that different captures never give the same key.
+fn conversion_key(key: &mut String, fields: &[(template::Field, usize)], caps: &Captures<'_, str>) {
+    use std::fmt::Write;
+    key.clear();
+    for &(_, i) in fields {
+        match caps.get(i) {
+            Some(g) => {
+                let _ = write!(key, "{}:", g.as_str().len());
+                key.push_str(g.as_str());
+            }
+            None => key.push('-'),
+        }
+    }
 }
 
 fn char_before(line: &str, pos: usize) -> Option<char> {
@@ -169,6 +198,8 @@ impl DateDetector {
             default_offset,
             zone,
             now_local: None,
+            last_conversion: None,
+            scratch_key: String::new(),
         };
         for entry in datepattern.unwrap_or("").lines() {
             let entry = entry.trim();
@@ -464,15 +495,32 @@ impl DateDetector {
         let template = &self.entries[idx].template;
         match &template.kind {
             Kind::Pattern(fields) => {
-                let ctx = Context {
-                    zone: &self.zone,
-                    now_local,
-                    default_offset: self.default_offset,
+                let mut memo = self.last_conversion.take().unwrap_or_default();
+                let mut key = std::mem::take(&mut self.scratch_key);
+                conversion_key(&mut key, fields, &m.caps);
+                let same = memo.now == Some(now) && memo.fields == *fields && memo.key == key;
+                let result = match memo.result.as_ref().filter(|_| same) {
+                    Some(result) => result.clone(),
+                    None => {
+                        let ctx = Context {
+                            zone: &self.zone,
+                            now_local,
+                            default_offset: self.default_offset,
+                        };
+                        let values = fields
+                            .iter()
+                            .map(|&(f, i)| (f, m.caps.get(i).map(|g| g.as_str())));
+                        let result = convert::fields_to_time(values, &ctx);
+                        memo.fields.clone_from(fields);
+                        memo.now = Some(now);
+                        std::mem::swap(&mut memo.key, &mut key);
+                        memo.result = Some(result.clone());
+                        result
+                    }
                 };
-                let values = fields
-                    .iter()
-                    .map(|&(f, i)| (f, m.caps.get(i).map(|g| g.as_str())));
-                convert::fields_to_time(values, &ctx)
+                self.scratch_key = key;
+                self.last_conversion = Some(memo);
+                result
             }
             Kind::Epoch { long, group } => match m.caps.get(*group) {
                 Some(g) => convert::epoch_to_time(g.as_str(), *long),

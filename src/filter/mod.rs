@@ -141,10 +141,12 @@ impl Mode {
     }
 }
 
-/// What a line the prefilter rules out still reports about the prefregex.
+/// What a line reports about the prefregex (`LineResult::prefregex_groups`); lines the
+/// prefilter rules out report it at a cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PrefregexDetail {
-    /// Nothing (the daemon): such a line costs one DFA pass.
+    /// Nothing (the daemon): a ruled-out line costs one DFA pass; a matched prefregex
+    /// reports no groups.
     #[default]
     Nothing,
     /// Whether it matched (`prefregex_groups` = `Some(empty)`), as regex-check counts.
@@ -771,7 +773,8 @@ impl Filter {
             let excess = self.buffer.len().saturating_sub(self.options.maxlines);
             self.buffer.drain(..excess);
         } else {
-            self.buffer = vec![tuple];
+            self.buffer.clear();
+            self.buffer.push(tuple);
         }
         let check_all = self.mode.check_all_regex;
         let mut buf: Option<String> = Some(data::join_buffer(&self.buffer));
@@ -834,7 +837,10 @@ impl Filter {
             };
             let mut groups = data::combine_alt_tuple(m.groups);
             let content = data::remove_group(&mut groups, "content");
-            result.prefregex_groups = Some(groups.clone());
+            result.prefregex_groups = Some(match self.prefregex_detail {
+                PrefregexDetail::Groups => groups.clone(),
+                PrefregexDetail::Hit | PrefregexDetail::Nothing => Vec::new(),
+            });
             pre_groups = groups;
             if let Some(content) = content.filter(|c| !c.is_empty()) {
                 buf = Some(format!("{content}\n"));
@@ -854,29 +860,31 @@ impl Filter {
             if candidates.as_ref().is_some_and(|c| !c.may_match(index)) {
                 continue;
             }
-            let text = match &buf {
-                Some(b) => b.clone(),
+            let text = match buf.take() {
+                Some(b) => b,
                 None => data::join_buffer(&self.buffer),
             };
-            buf = Some(text.clone());
             let found = match memo.as_mut().and_then(|m| m.failregex_for(index, &text)) {
                 Some(found) => found,
                 None => self.matcher.failregex[index].search(&text),
             };
             let Some(m) = found else {
+                buf = Some(text);
                 continue;
             };
             let (matched, unmatched) = split_matched(&text, &org_buffer, &m);
 
             if !self.matcher.ignoreregex.is_empty() {
+                let joined;
                 let check_text = if multiline {
-                    data::join_buffer(&matched)
+                    joined = data::join_buffer(&matched);
+                    &joined
                 } else {
-                    text.clone()
+                    &text
                 };
                 let mut hit = false;
                 for (i, re) in self.matcher.ignoreregex.iter().enumerate() {
-                    if re.search(&check_text).is_some() {
+                    if re.search(check_text).is_some() {
                         result.ignored.push(i);
                         hit = true;
                         if !check_all {
@@ -897,22 +905,26 @@ impl Filter {
             }
 
             if time.is_none() && self.mode.check_find_time {
+                buf = Some(text);
                 continue;
             }
             result
                 .matched_lines
                 .extend(matched.iter().map(TupleLine::full));
-            if !check_all || multiline {
+            // Otherwise the buffer is searched again as it was, by the next failregex.
+            let keep_text = check_all && !multiline;
+            if !keep_text {
                 self.buffer = unmatched;
-                buf = None;
             }
 
-            let mut groups = data::combine_alt_tuple(m.groups.clone());
+            let mut groups = data::combine_alt_tuple(m.groups);
             if !pre_groups.is_empty() {
                 let mut merged = pre_groups.clone();
                 for (k, v) in groups {
-                    if v.is_some() || !merged.iter().any(|(n, _)| *n == k) {
-                        data::set_group(&mut merged, &k, v);
+                    match merged.iter_mut().find(|(n, _)| *n == k) {
+                        Some(slot) if v.is_some() => slot.1 = v,
+                        Some(_) => {}
+                        None => merged.push((k, v)),
                     }
                 }
                 groups = merged;
@@ -932,12 +944,16 @@ impl Filter {
                 }
                 None => {
                     let mut d = fail_data;
-                    d.matches = Some(matched.clone());
+                    d.matches = Some(matched);
                     (d, None)
                 }
             };
 
-            match self.failure_ids(&mut fail_data, &text, index) {
+            let ids = self.failure_ids(&mut fail_data, &text, index);
+            if keep_text {
+                buf = Some(text);
+            }
+            match ids {
                 Err(message) => {
                     result.errors.push(message);
                     continue;
@@ -961,12 +977,18 @@ impl Filter {
                     });
                 }
                 Ok(Some(ids)) => {
-                    for id in ids {
+                    let count = ids.len();
+                    for (n, id) in ids.into_iter().enumerate() {
+                        let data = if n + 1 == count {
+                            std::mem::take(&mut fail_data)
+                        } else {
+                            fail_data.clone()
+                        };
                         result.failures.push(Failure {
                             regex_index: index,
                             id: Some(id),
                             time,
-                            data: fail_data.clone(),
+                            data,
                         });
                     }
                 }
@@ -1067,7 +1089,8 @@ impl Filter {
         let users_len;
         let mut merged = match position {
             Some(pos) => {
-                let mut session = self.sessions[pos].data.clone();
+                // Overwritten or removed below.
+                let mut session = std::mem::take(&mut self.sessions[pos].data);
                 if let Some(u) = &user {
                     session
                         .users

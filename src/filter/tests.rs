@@ -309,6 +309,7 @@ fn prefilter_and_ascii_builds_keep_results_in_edge_cases() {
         let mut fast = Filter::new(&options, sample_mode()).unwrap();
         fast.prefregex_detail = PrefregexDetail::Groups;
         let mut exact = Filter::new(&options, sample_mode()).unwrap();
+        exact.prefregex_detail = PrefregexDetail::Groups;
         exact.disable_prefilter();
         for line in lines {
             let a = fast.process_with_cut(line, None, 100.0);
