@@ -88,11 +88,17 @@ pub fn run(
     let mut detector = filter.date_detector.take();
     // Two batches in flight at most: the one being applied and the one being read.
     let (sender, receiver) = mpsc::sync_channel::<io::Result<Arc<Vec<Pending>>>>(1);
+    // Applied batches go back to the helper to be freed there: memory freed by the thread
+    // that allocated it stays out of the allocator's cross-thread (locked) path.
+    let (recycle, recycled) = mpsc::channel::<Arc<Vec<Pending>>>();
     std::thread::scope(|scope| {
         let helper_matcher = Arc::clone(&matcher);
         let helper = scope.spawn(move || {
             let mut previous: Option<Arc<Vec<Pending>>> = None;
             loop {
+                while let Ok(done) = recycled.try_recv() {
+                    drop(done);
+                }
                 let (lines, error) = read_batch(&mut next, detector.as_mut(), now);
                 let batch = Arc::new(lines);
                 let last = batch.is_empty() || error.is_some();
@@ -133,6 +139,7 @@ pub fn run(
             if outcome.is_err() {
                 break;
             }
+            let _ = recycle.send(batch);
         }
         // Hang up before waiting, so a helper blocked on sending sees it and stops.
         drop(receiver);
