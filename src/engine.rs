@@ -447,7 +447,7 @@ impl Engine {
             let mut data: BTreeMap<String, String> = BTreeMap::new();
             for (key, value) in &failure.data.groups {
                 if let Some(value) = value {
-                    data.insert(key.clone(), value.clone());
+                    data.insert(key.to_string(), value.clone());
                 }
             }
             let matches = failure.matches();

@@ -11,6 +11,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use crate::date::{DateDetector, LocalZone};
+use crate::filter::data::{GroupName, Groups};
 use crate::filter::{self, Filter, FilterOptions, Mode, PrefregexDetail};
 
 pub use report::{LineClass, LineStats, Listing, RegexStat, Results};
@@ -115,7 +116,7 @@ pub fn json_failure(
     ip: Option<&str>,
     time: Option<f64>,
     user: Option<&str>,
-    captures: &[(String, Option<String>)],
+    captures: &[(GroupName, Option<String>)],
 ) -> String {
     let mut out = String::with_capacity(192);
     let _ = write!(out, "{{\"line\":{line},\"fid\":");
@@ -457,7 +458,7 @@ impl Checker {
 }
 
 /// Python repr of a group dict (`{'mlfid': ' srv sshd[1]: ', 'port': None}`).
-fn py_repr_groups(groups: &[(String, Option<String>)]) -> String {
+fn py_repr_groups(groups: &[(GroupName, Option<String>)]) -> String {
     let body: Vec<String> = groups
         .iter()
         .map(|(k, v)| {
@@ -495,9 +496,8 @@ fn write_out_line(
             Ok(())
         }
         "row" => {
-            let mut groups: Vec<(String, Option<String>)> =
-                data.map(|d| d.groups.clone()).unwrap_or_default();
-            groups.retain(|(k, _)| k != "matches");
+            let mut groups: Groups = data.map(|d| d.groups.clone()).unwrap_or_default();
+            groups.retain(|(k, _)| &**k != "matches");
             let mut dict = py_repr_groups(&groups);
             if let Some(users) = data.and_then(|d| d.users.as_ref()) {
                 let set: Vec<String> = users.iter().map(|u| report::py_repr_str(u)).collect();

@@ -2,6 +2,13 @@
 //! and helpers on ordered group lists.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// A regex group's name, shared by every match of the regex instead of copied into each.
+pub type GroupName = Arc<str>;
+
+/// Named groups in order, None for a group that did not participate.
+pub type Groups = Vec<(GroupName, Option<String>)>;
 
 /// A line cut around its date: the regexes see `pre + post`, matches report all three.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -50,7 +57,7 @@ pub fn join_buffer(lines: &[TupleLine]) -> String {
 /// values fail2ban keeps beside them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FailData {
-    pub groups: Vec<(String, Option<String>)>,
+    pub groups: Groups,
     /// User names seen in an MLFID session.
     pub users: Option<BTreeSet<String>>,
     /// Matched lines of this failure.
@@ -69,7 +76,7 @@ impl FailData {
 
     /// Whether a group is present at all (even as None).
     pub fn has(&self, name: &str) -> bool {
-        self.groups.iter().any(|(n, _)| n == name)
+        self.groups.iter().any(|(n, _)| **n == *name)
     }
 
     /// Participated and non-empty.
@@ -87,22 +94,22 @@ impl FailData {
     }
 }
 
-pub fn get_group<'a>(groups: &'a [(String, Option<String>)], name: &str) -> Option<&'a str> {
+pub fn get_group<'a>(groups: &'a [(GroupName, Option<String>)], name: &str) -> Option<&'a str> {
     groups
         .iter()
-        .find(|(n, _)| n == name)
+        .find(|(n, _)| **n == *name)
         .and_then(|(_, v)| v.as_deref())
 }
 
-pub fn set_group(groups: &mut Vec<(String, Option<String>)>, name: &str, value: Option<String>) {
-    match groups.iter_mut().find(|(n, _)| n == name) {
+pub fn set_group(groups: &mut Groups, name: &str, value: Option<String>) {
+    match groups.iter_mut().find(|(n, _)| **n == *name) {
         Some(slot) => slot.1 = value,
-        None => groups.push((name.to_string(), value)),
+        None => groups.push((name.into(), value)),
     }
 }
 
-pub fn remove_group(groups: &mut Vec<(String, Option<String>)>, name: &str) -> Option<String> {
-    let pos = groups.iter().position(|(n, _)| n == name)?;
+pub fn remove_group(groups: &mut Groups, name: &str) -> Option<String> {
+    let pos = groups.iter().position(|(n, _)| **n == *name)?;
     groups.remove(pos).1
 }
 
@@ -133,15 +140,13 @@ fn py_repr(v: &Option<String>) -> String {
 }
 
 /// Apply `alt_` and `tuple_` groups (spec 2.5). Tuples are stored as their Python repr.
-pub fn combine_alt_tuple(
-    mut groups: Vec<(String, Option<String>)>,
-) -> Vec<(String, Option<String>)> {
+pub fn combine_alt_tuple(mut groups: Groups) -> Groups {
     let mut alts: Vec<(String, String)> = Vec::new();
     let mut tuples: Vec<(String, String)> = Vec::new();
     for (name, _) in &groups {
         match combine_target(name) {
-            Some((true, target)) => alts.push((name.clone(), target)),
-            Some((false, target)) => tuples.push((name.clone(), target)),
+            Some((true, target)) => alts.push((name.to_string(), target)),
+            Some((false, target)) => tuples.push((name.to_string(), target)),
             None => {}
         }
     }
@@ -161,14 +166,14 @@ pub fn combine_alt_tuple(
     for (name, target) in tuples {
         let value = groups
             .iter()
-            .find(|(n, _)| *n == name)
+            .find(|(n, _)| **n == *name)
             .and_then(|(_, v)| v.clone());
         match built.iter_mut().find(|(t, _)| *t == target) {
             Some((_, items)) => items.push(py_repr(&value)),
             None => {
                 let current = groups
                     .iter()
-                    .find(|(n, _)| *n == target)
+                    .find(|(n, _)| **n == *target)
                     .and_then(|(_, v)| v.clone());
                 built.push((target, vec![py_repr(&current), py_repr(&value)]));
             }

@@ -13,6 +13,7 @@ use crate::addr::FailureId;
 use crate::config::{Command, Value};
 use crate::date::{DateDetector, LocalZone};
 pub use data::{FailData, TupleLine};
+use data::{GroupName, Groups};
 use prefilter::{Candidates, Prefilter};
 use regex::{Anchors, FilterRegex, RegexError, RegexMatch};
 
@@ -252,7 +253,7 @@ pub struct LineResult {
     /// Indexes of ignoreregexes that matched.
     pub ignored: Vec<usize>,
     /// Groups of the prefregex when it matched (content removed).
-    pub prefregex_groups: Option<Vec<(String, Option<String>)>>,
+    pub prefregex_groups: Option<Groups>,
     /// Lines taken out of the buffer as part of a failregex match (full text).
     pub matched_lines: Vec<String>,
     /// The line's time (None when unknown).
@@ -322,7 +323,7 @@ pub struct Prematch {
 
 impl Matcher {
     /// The prefregex content as the failregexes see it (`content\n`), from prefregex groups.
-    fn content_text(groups: &[(String, Option<String>)]) -> Option<String> {
+    fn content_text(groups: &[(GroupName, Option<String>)]) -> Option<String> {
         data::get_group(&data::combine_alt_tuple(groups.to_vec()), "content")
             .filter(|c| !c.is_empty())
             .map(|c| format!("{c}\n"))
@@ -825,7 +826,7 @@ impl Filter {
         }
 
         let org_buffer = self.buffer.clone();
-        let mut pre_groups: Vec<(String, Option<String>)> = Vec::new();
+        let mut pre_groups: Groups = Vec::new();
         if let Some(pref) = &self.matcher.prefregex {
             let text = buf.clone().unwrap_or_default();
             let found = match memo.as_mut().and_then(|m| m.prefregex_for(&text)) {
@@ -1263,7 +1264,7 @@ fn split_matched(
     let mut skipped = String::new();
     for n in 0.. {
         let name = format!("skiplines{n}");
-        if !m.groups.iter().any(|(g, _)| *g == name) {
+        if !m.groups.iter().any(|(g, _)| **g == *name) {
             break;
         }
         if let Some(v) = m.get(&name) {

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use super::ascii::{self, AsciiFirst};
+use super::data::{GroupName, Groups};
 
 /// Backtracking steps allowed per search; crafted lines hit this instead of hanging.
 const BACKTRACK_LIMIT: usize = 200_000;
@@ -419,7 +420,7 @@ pub struct FilterRegex {
     pub translated: String,
     regex: AsciiFirst<str, fancy_regex::Regex>,
     /// Named groups in definition order.
-    names: Vec<(usize, String)>,
+    names: Vec<(usize, GroupName)>,
 }
 
 /// Compile a translated pattern, limited to ASCII or with full Unicode classes.
@@ -442,7 +443,7 @@ pub fn compile(translated: &str, ascii: bool) -> Result<fancy_regex::Regex, Stri
 pub struct RegexMatch {
     pub start: usize,
     pub end: usize,
-    pub groups: Vec<(String, Option<String>)>,
+    pub groups: Groups,
 }
 
 impl RegexMatch {
@@ -450,7 +451,7 @@ impl RegexMatch {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.groups
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| **n == *name)
             .and_then(|(_, v)| v.as_deref())
     }
 }
@@ -479,7 +480,7 @@ impl FilterRegex {
             .map(|r| {
                 r.capture_names()
                     .enumerate()
-                    .filter_map(|(i, n)| n.map(|n| (i, n.to_string())))
+                    .filter_map(|(i, n)| n.map(|n| (i, GroupName::from(n))))
                     .collect()
             })
             .unwrap_or_default();
@@ -494,12 +495,15 @@ impl FilterRegex {
 
     /// True if the regex defines the named group.
     pub fn has_group(&self, name: &str) -> bool {
-        self.names.iter().any(|(_, n)| n == name)
+        self.names.iter().any(|(_, n)| **n == *name)
     }
 
     /// Capture group number of a named group.
     pub fn group_index(&self, name: &str) -> Option<usize> {
-        self.names.iter().find(|(_, n)| n == name).map(|(i, _)| *i)
+        self.names
+            .iter()
+            .find(|(_, n)| **n == *name)
+            .map(|(i, _)| *i)
     }
 
     /// Whether the regex matches anywhere in `text` (no captures).
@@ -511,7 +515,7 @@ impl FilterRegex {
 
     /// Names of all named groups, in definition order.
     pub fn group_names(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().map(|(_, n)| n.as_str())
+        self.names.iter().map(|(_, n)| &**n)
     }
 
     /// Unanchored leftmost search (Python `re.search`). A search that exceeds the backtrack
