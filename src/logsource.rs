@@ -82,7 +82,7 @@ impl Encoding {
     /// Decodes one line, replacing undecodable bytes with U+FFFD.
     pub fn decode(self, bytes: &[u8]) -> String {
         match self {
-            Encoding::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
+            Encoding::Utf8 => utf8_lossy(bytes).into_owned(),
             Encoding::Latin1 => bytes.iter().map(|&b| char::from(b)).collect(),
             Encoding::Ascii => bytes
                 .iter()
@@ -95,6 +95,15 @@ impl Encoding {
                 })
                 .collect(),
         }
+    }
+}
+
+/// `String::from_utf8_lossy`, with the fast validation of `str::from_utf8` for the usual
+/// all-valid line (the lossy decoder walks byte by byte).
+pub fn utf8_lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 

@@ -112,7 +112,7 @@ pub struct DateDetector {
     now_local: Option<(f64, chrono::NaiveDateTime)>,
     /// The last field conversion: consecutive lines often carry the same date.
     last_conversion: Option<Conversion>,
-    scratch_key: String,
+    scratch_key: Vec<u8>,
 }
 
 /// A field conversion with everything its result depends on: the fields, their captured
@@ -121,22 +121,25 @@ pub struct DateDetector {
 struct Conversion {
     fields: Vec<(template::Field, usize)>,
     now: Option<f64>,
-    key: String,
+    key: Vec<u8>,
     result: Option<Converted>,
 }
 
-/// `key` := the captured texts of `fields`, each length-prefixed (`-` for a missing group),
-/// so that different captures never give the same key.
-fn conversion_key(key: &mut String, fields: &[(template::Field, usize)], caps: &Captures<'_, str>) {
-    use std::fmt::Write;
+/// `key` := the captured texts of `fields`, each length-prefixed (a missing group has the
+/// length `usize::MAX`), so that different captures never give the same key.
+fn conversion_key(
+    key: &mut Vec<u8>,
+    fields: &[(template::Field, usize)],
+    caps: &Captures<'_, str>,
+) {
     key.clear();
     for &(_, i) in fields {
         match caps.get(i) {
             Some(g) => {
-                let _ = write!(key, "{}:", g.as_str().len());
-                key.push_str(g.as_str());
+                key.extend_from_slice(&g.as_str().len().to_le_bytes());
+                key.extend_from_slice(g.as_str().as_bytes());
             }
-            None => key.push('-'),
+            None => key.extend_from_slice(&usize::MAX.to_le_bytes()),
         }
     }
 }
@@ -199,7 +202,7 @@ impl DateDetector {
             zone,
             now_local: None,
             last_conversion: None,
-            scratch_key: String::new(),
+            scratch_key: Vec::new(),
         };
         for entry in datepattern.unwrap_or("").lines() {
             let entry = entry.trim();

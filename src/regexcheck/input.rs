@@ -82,7 +82,10 @@ impl<R: Read> LineReader<R> {
         }
         self.bytes += n as u64;
         self.line_no += 1;
-        Ok(Some((self.line_no, String::from_utf8_lossy(&self.buf))))
+        Ok(Some((
+            self.line_no,
+            crate::logsource::utf8_lossy(&self.buf),
+        )))
     }
 }
 
