@@ -268,6 +268,8 @@ pub struct LineResult {
 
 struct SessionEntry {
     key: String,
+    /// `key_hash(key)`: most entries are told apart without comparing keys.
+    hash: u64,
     inserted: f64,
     data: FailData,
 }
@@ -963,8 +965,8 @@ impl Filter {
                     // Pending MLFID session: remember it so the next merge keeps the matches.
                     fail_data.mlfpending = true;
                     if let Some(key) = &session_key {
-                        if let Some(entry) = self.sessions.iter_mut().find(|e| e.key == *key) {
-                            entry.data.mlfpending = true;
+                        if let Some(pos) = self.session_index(key) {
+                            self.sessions[pos].data.mlfpending = true;
                         }
                     }
                     if !check_all && self.mode.ignore_pending {
@@ -1086,7 +1088,7 @@ impl Filter {
             .get("user")
             .filter(|u| !u.is_empty())
             .map(str::to_string);
-        let position = self.sessions.iter().position(|e| e.key == key);
+        let position = self.session_index(key);
         let users_len;
         let mut merged = match position {
             Some(pos) => {
@@ -1159,12 +1161,20 @@ impl Filter {
             None => flags & FORGET == 0,
         };
         if keep {
-            match self.sessions.iter_mut().find(|e| e.key == key) {
-                Some(entry) => entry.data = merged.clone(),
+            // Nothing was removed since `position` was taken (FORGET does not keep).
+            match position {
+                Some(pos) => self.sessions[pos].data = merged.clone(),
                 None => self.insert_session(key, merged.clone(), wall),
             }
         }
         merged
+    }
+
+    fn session_index(&self, key: &str) -> Option<usize> {
+        let hash = key_hash(key);
+        self.sessions
+            .iter()
+            .position(|e| e.hash == hash && e.key == key)
     }
 
     fn insert_session(&mut self, key: &str, data: FailData, wall: f64) {
@@ -1179,10 +1189,18 @@ impl Filter {
         }
         self.sessions.push(SessionEntry {
             key: key.to_string(),
+            hash: key_hash(key),
             inserted: wall,
             data,
         });
     }
+}
+
+fn key_hash(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// fail2ban searches the ignoreregexes before the failregexes when there are many of the latter.
