@@ -101,3 +101,48 @@ fn prefilter_never_changes_a_line_result() {
         "only {lines_compared} lines compared"
     );
 }
+
+/// A prefregex `P(?P<content>.+)$` searched by its head `P` (the rest of the line taken as the
+/// content) finds the same match and groups as the whole regex: every upstream filter's
+/// prefregex on every line of its sample log, as the single-line buffer and the bare line.
+#[test]
+fn prefregex_head_search_equals_whole_search() {
+    use ironban::filter::regex::{Anchors, FilterRegex};
+    let up = upstream();
+    let conf = up.join("config");
+    let (mut split_filters, mut compared) = (0, 0usize);
+    for name in filters(&conf) {
+        let Ok(log) = std::fs::read(up.join("samples/logs").join(&name)) else {
+            continue;
+        };
+        let stream = ironban::config::filter_stream(&conf, &name, "j", &[]).expect("filter loads");
+        let options = FilterOptions::from_stream(&stream);
+        let Some(pref) = options.prefregex.as_deref() else {
+            continue;
+        };
+        let whole = FilterRegex::new(pref, "warn", Anchors::SingleLineBuffer).expect("compiles");
+        let mut split = whole.clone();
+        split.split_content_tail();
+        if !split.has_head() {
+            continue;
+        }
+        split_filters += 1;
+        let text = String::from_utf8_lossy(&log);
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            for buffer in [format!("{line}\n"), format!("{line} é\n"), line.to_string()] {
+                assert_eq!(
+                    split.search(&buffer),
+                    whole.search(&buffer),
+                    "filter {name}, buffer {buffer:?}"
+                );
+                compared += 1;
+            }
+        }
+    }
+    eprintln!("{split_filters} prefregexes searched by their head, {compared} buffers compared");
+    assert!(
+        split_filters >= 15,
+        "only {split_filters} prefregexes split"
+    );
+    assert!(compared > 2_000, "only {compared} buffers compared");
+}

@@ -432,7 +432,7 @@ impl Filter {
         zone: LocalZone,
     ) -> Result<Filter, FilterError> {
         let usedns = options.usedns.as_str();
-        let prefregex = match &options.prefregex {
+        let mut prefregex = match &options.prefregex {
             Some(p) => Some(FilterRegex::new(
                 p,
                 usedns,
@@ -440,6 +440,9 @@ impl Filter {
             )?),
             None => None,
         };
+        if options.maxlines == 1 {
+            prefregex.as_mut().map(FilterRegex::split_content_tail);
+        }
         let fail_anchors = if options.maxlines > 1 {
             Anchors::Multiline
         } else {

@@ -324,6 +324,11 @@ fn inline_body(body: &Expr) -> Option<Expr> {
 
 /// Whether the prefregex is `… (?P<content>…)$` at its top level, so the content is always
 /// the rest of the line and the failregexes see the same following text in both searches.
+/// `content_runs_to_line_end` on a pattern's text.
+pub fn content_runs_to_line_end_text(pattern: &str, content_group: usize) -> bool {
+    Expr::parse_tree(pattern).is_ok_and(|tree| content_runs_to_line_end(&tree.expr, content_group))
+}
+
 fn content_runs_to_line_end(pref: &Expr, content_group: usize) -> bool {
     let Expr::Concat(items) = pref else {
         return false;

@@ -421,6 +421,9 @@ pub struct FilterRegex {
     regex: AsciiFirst<str, fancy_regex::Regex>,
     /// Named groups in definition order.
     names: Vec<(usize, GroupName)>,
+    /// For a prefregex `P(?P<content>.+)$` searched in single-line buffers: `P` alone (see
+    /// `search_split`).
+    head: Option<AsciiFirst<str, fancy_regex::Regex>>,
 }
 
 /// Compile a translated pattern, limited to ASCII or with full Unicode classes.
@@ -490,7 +493,70 @@ impl FilterRegex {
             translated,
             regex,
             names,
+            head: None,
         })
+    }
+
+    /// Prefregexes of single-line filters: when the pattern is `P(?P<content>.+)$` with the
+    /// content group last and at the top level, search with `P` alone and take the rest of
+    /// the line as the content, which spares the backtracker the whole line.
+    pub fn split_content_tail(&mut self) {
+        let Some(content) = self.group_index("content") else {
+            return;
+        };
+        let head = [r"(?P<content>.+)$", r"(?P<content>.+?)$"]
+            .iter()
+            .find_map(|tail| self.translated.strip_suffix(tail));
+        let Some(head) = head.filter(|_| {
+            super::prefilter::content_runs_to_line_end_text(&self.translated, content)
+                && self.names.last().is_some_and(|(i, _)| *i == content)
+        }) else {
+            return;
+        };
+        self.head = AsciiFirst::new(head.into(), compile).ok();
+    }
+
+    /// Whether `split_content_tail` found a head to search by.
+    pub fn has_head(&self) -> bool {
+        self.head.is_some()
+    }
+
+    /// `search` by the head regex (see `split_content_tail`). None when the head's answer
+    /// does not settle it: its first parse leaves no content, the buffer is not one line, or
+    /// the head failed (backtrack limit); the whole regex then decides.
+    fn search_split(
+        &self,
+        head: &AsciiFirst<str, fancy_regex::Regex>,
+        text: &str,
+    ) -> Option<Option<RegexMatch>> {
+        let Some(caps) = head.for_text(text)?.captures(text).ok()? else {
+            // The whole regex matches only where its head does.
+            return Some(None);
+        };
+        let whole = caps.get(0)?;
+        let content = text.get(whole.end()..)?.strip_suffix('\n')?;
+        if content.is_empty() || content.contains('\n') {
+            return None;
+        }
+        let last = self.names.len() - 1;
+        let groups = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(k, (i, n))| {
+                let value = if k == last {
+                    Some(content.to_string())
+                } else {
+                    caps.get(*i).map(|m| m.as_str().to_string())
+                };
+                (n.clone(), value)
+            })
+            .collect();
+        Some(Some(RegexMatch {
+            start: whole.start(),
+            end: whole.end() + content.len(),
+            groups,
+        }))
     }
 
     /// True if the regex defines the named group.
@@ -521,6 +587,9 @@ impl FilterRegex {
     /// Unanchored leftmost search (Python `re.search`). A search that exceeds the backtrack
     /// limit counts as no match.
     pub fn search(&self, text: &str) -> Option<RegexMatch> {
+        if let Some(found) = self.head.as_ref().and_then(|h| self.search_split(h, text)) {
+            return found;
+        }
         let caps = self.regex.for_text(text)?.captures(text).ok()??;
         let whole = caps.get(0)?;
         let groups = self
@@ -542,6 +611,58 @@ mod tests {
 
     fn single(p: &str) -> FilterRegex {
         FilterRegex::new(p, "warn", Anchors::SingleLineBuffer).expect("test regex compiles")
+    }
+
+    #[test]
+    fn head_search_keeps_whole_regex_results() {
+        let cases = [
+            r"^(?P<pid>\[\d+\])?:? ?(?P<content>.+)$",
+            // The head's first parse can take the whole line: then the whole regex decides.
+            r"^(?P<all>.*)(?P<content>.+)$",
+            r"^(?:x|xy)(?P<content>.+?)$",
+            // Unanchored: the leftmost head match decides too.
+            r"(?P<tag>[a-z]+):(?P<content>.+)$",
+        ];
+        let texts = [
+            "[12]: hello\n",
+            "hello\n",
+            "x\n",
+            "xy\n",
+            "xyz\n",
+            "a:b\n",
+            "::a:\n",
+            "a:\n",
+            "a:b",
+            "\n",
+            "",
+            "a:b\nc\n",
+            "[1]\n",
+            "ab:cd:ef\n",
+            "é:ü\n",
+        ];
+        for pattern in cases {
+            let whole = FilterRegex::new(pattern, "warn", Anchors::SingleLineBuffer).unwrap();
+            let mut split = whole.clone();
+            split.split_content_tail();
+            assert!(split.has_head(), "{pattern} should be split");
+            for text in texts {
+                assert_eq!(
+                    split.search(text),
+                    whole.search(text),
+                    "{pattern} on {text:?}"
+                );
+            }
+        }
+        // Not split: content not last, not at the top level, or not to the line end.
+        for pattern in [
+            r"^(?P<content>.+)(?P<x>)$",
+            r"^(?:a|(?P<content>.+))$",
+            r"^(?P<content>.+) end$",
+        ] {
+            let mut re = FilterRegex::new(pattern, "warn", Anchors::SingleLineBuffer).unwrap();
+            re.split_content_tail();
+            assert!(!re.has_head(), "{pattern} must not be split");
+        }
     }
 
     #[test]
