@@ -441,7 +441,7 @@ impl LogFile {
     /// Splits freshly read bytes into lines.
     fn consume(&mut self, mut bytes: &[u8], out: &mut Vec<String>) {
         while !bytes.is_empty() {
-            match bytes.iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', bytes) {
                 Some(newline) => {
                     self.buffer(&bytes[..newline]);
                     self.read_pos += newline as u64 + 1;

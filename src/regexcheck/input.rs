@@ -98,7 +98,7 @@ fn skip_line(reader: &mut impl BufRead) -> io::Result<(usize, bool)> {
         if chunk.is_empty() {
             return Ok((consumed, false));
         }
-        match chunk.iter().position(|&b| b == b'\n') {
+        match memchr::memchr(b'\n', chunk) {
             Some(pos) => {
                 reader.consume(pos + 1);
                 return Ok((consumed + pos + 1, true));
