@@ -499,7 +499,9 @@ impl FilterRegex {
 
     /// Prefregexes of single-line filters: when the pattern is `P(?P<content>.+)$` with the
     /// content group last and at the top level, search with `P` alone and take the rest of
-    /// the line as the content, which spares the backtracker the whole line.
+    /// the line as the content, which spares the backtracker the whole line. Same results,
+    /// except where the whole regex would give up at the backtrack limit and `P` does not
+    /// (Python, without a limit, finds that match too).
     pub fn split_content_tail(&mut self) {
         let Some(content) = self.group_index("content") else {
             return;
