@@ -112,17 +112,18 @@ pub struct DateDetector {
     now_local: Option<(f64, chrono::NaiveDateTime)>,
     /// The last field conversion: consecutive lines often carry the same date.
     last_conversion: Option<Conversion>,
+    /// The key of the conversion at hand (kept to reuse its allocation).
     scratch_key: Vec<u8>,
 }
 
 /// A field conversion with everything its result depends on: the fields, their captured
 /// texts (`key`) and `now`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Conversion {
     fields: Vec<(template::Field, usize)>,
-    now: Option<f64>,
+    now: f64,
     key: Vec<u8>,
-    result: Option<Converted>,
+    result: Converted,
 }
 
 /// `key` := the captured texts of `fields`, each length-prefixed (a missing group has the
@@ -498,31 +499,38 @@ impl DateDetector {
         let template = &self.entries[idx].template;
         match &template.kind {
             Kind::Pattern(fields) => {
-                let mut memo = self.last_conversion.take().unwrap_or_default();
-                let mut key = std::mem::take(&mut self.scratch_key);
-                conversion_key(&mut key, fields, &m.caps);
-                let same = memo.now == Some(now) && memo.fields == *fields && memo.key == key;
-                let result = match memo.result.as_ref().filter(|_| same) {
-                    Some(result) => result.clone(),
-                    None => {
-                        let ctx = Context {
-                            zone: &self.zone,
-                            now_local,
-                            default_offset: self.default_offset,
-                        };
-                        let values = fields
-                            .iter()
-                            .map(|&(f, i)| (f, m.caps.get(i).map(|g| g.as_str())));
-                        let result = convert::fields_to_time(values, &ctx);
-                        memo.fields.clone_from(fields);
-                        memo.now = Some(now);
-                        std::mem::swap(&mut memo.key, &mut key);
-                        memo.result = Some(result.clone());
-                        result
+                conversion_key(&mut self.scratch_key, fields, &m.caps);
+                if let Some(last) = &self.last_conversion {
+                    if last.now == now && last.fields == *fields && last.key == self.scratch_key {
+                        return last.result.clone();
                     }
+                }
+                let ctx = Context {
+                    zone: &self.zone,
+                    now_local,
+                    default_offset: self.default_offset,
                 };
-                self.scratch_key = key;
-                self.last_conversion = Some(memo);
+                let values = fields
+                    .iter()
+                    .map(|&(f, i)| (f, m.caps.get(i).map(|g| g.as_str())));
+                let result = convert::fields_to_time(values, &ctx);
+                // Reuse the memo's buffers: no allocation per line once it exists.
+                match &mut self.last_conversion {
+                    Some(last) => {
+                        last.fields.clone_from(fields);
+                        last.now = now;
+                        std::mem::swap(&mut last.key, &mut self.scratch_key);
+                        last.result = result.clone();
+                    }
+                    None => {
+                        self.last_conversion = Some(Conversion {
+                            fields: fields.clone(),
+                            now,
+                            key: std::mem::take(&mut self.scratch_key),
+                            result: result.clone(),
+                        });
+                    }
+                }
                 result
             }
             Kind::Epoch { long, group } => match m.caps.get(*group) {

@@ -440,8 +440,8 @@ impl Filter {
             )?),
             None => None,
         };
-        if options.maxlines == 1 {
-            prefregex.as_mut().map(FilterRegex::split_content_tail);
+        if let Some(pref) = prefregex.as_mut().filter(|_| options.maxlines == 1) {
+            pref.split_content_tail();
         }
         let fail_anchors = if options.maxlines > 1 {
             Anchors::Multiline

@@ -96,9 +96,7 @@ pub fn run(
         let helper = scope.spawn(move || {
             let mut previous: Option<Arc<Vec<Pending>>> = None;
             loop {
-                while let Ok(done) = recycled.try_recv() {
-                    drop(done);
-                }
+                recycled.try_iter().for_each(drop);
                 let (lines, error) = read_batch(&mut next, detector.as_mut(), now);
                 let batch = Arc::new(lines);
                 let last = batch.is_empty() || error.is_some();
