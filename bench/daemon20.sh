@@ -4,6 +4,7 @@
 # maxretry-th failure line to the recording action running (inotify backend). CPU is read
 # once the server's CPU time has (nearly) stopped growing for 3 s (all appended lines processed).
 # Usage: bench/daemon20.sh [ironban] [fail2ban]
+#   IRONBAN=path   run that ironban binary instead of the release build (A/B comparisons)
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -36,7 +37,7 @@ EOC
     } > "$tree/jail.local"
     local pid
     case "$server" in
-        ironban) "$repo/target/release/ironban" -c "$tree" server -f >"$tree/run/out" 2>&1 & pid=$! ;;
+        ironban) "${IRONBAN:-$repo/target/release/ironban}" -c "$tree" server -f >"$tree/run/out" 2>&1 & pid=$! ;;
         fail2ban)
             command -v fail2ban-server >/dev/null || { echo "fail2ban: not installed"; return; }
             fail2ban-server -f -c "$tree" -s "$tree/run/s.sock" -p "$tree/run/p.pid" >"$tree/run/out" 2>&1 & pid=$! ;;

@@ -19,9 +19,10 @@
 //! positional parameters exactly as fail2ban does.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -423,29 +424,97 @@ fn signal_group(pgid: i32, signal: i32) {
     }
 }
 
-fn spawn_reader(mut source: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = source.read_to_end(&mut buf);
-        let _ = tx.send(buf);
-    });
-    rx
+/// An anonymous in-memory file for a command's stdout or stderr: the command (and anything
+/// it leaves running in the background) writes there without a reader thread, and whatever
+/// it wrote by its exit is read back afterwards. `None` if the kernel has no memfd.
+fn output_file() -> Option<File> {
+    // SAFETY: plain syscall with a static NUL-terminated name; the fd is ours on success.
+    let fd = unsafe { libc::memfd_create(c"ironban-output".as_ptr(), libc::MFD_CLOEXEC) };
+    // SAFETY: a non-negative result is a fresh descriptor nobody else owns.
+    (fd >= 0).then(|| unsafe { File::from_raw_fd(fd) })
+}
+
+fn read_output(file: Option<File>) -> String {
+    let Some(mut file) = file else {
+        return String::new();
+    };
+    let mut bytes = Vec::new();
+    let _ = file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_end(&mut bytes));
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn output_stdio(file: &Option<File>) -> Stdio {
+    file.as_ref()
+        .and_then(|f| f.try_clone().ok())
+        .map_or_else(Stdio::null, Stdio::from)
+}
+
+/// A descriptor that becomes readable when `child` exits (`pidfd_open`), so the wait is one
+/// `poll` instead of a sleep loop; `None` on kernels without it.
+fn exit_notifier(child: &Child) -> Option<OwnedFd> {
+    let pid = libc::pid_t::try_from(child.id()).ok()?;
+    // SAFETY: plain syscall; a non-negative result is a fresh descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: see above.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Waits until `child` exits (`Ok(Some)`) or `deadline` passes (`Ok(None)`); `Err` when the
+/// child cannot be waited for.
+fn wait_until(child: &mut Child, deadline: Instant) -> Result<Option<ExitStatus>, ()> {
+    let notifier = exit_notifier(child);
+    // Without a pidfd: short commands finish in about a millisecond, poll fast then back off.
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(Some(status)),
+            Ok(None) => {}
+            Err(_) => return Err(()),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        match &notifier {
+            Some(fd) => {
+                let mut poll_fd = libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let millis = i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX);
+                // SAFETY: one valid pollfd for the duration of the call.
+                unsafe { libc::poll(&mut poll_fd, 1, millis) };
+            }
+            None => {
+                std::thread::sleep(pause.min(left));
+                pause = (pause * 2).min(Duration::from_millis(10));
+            }
+        }
+    }
 }
 
 /// Runs `command` with `/bin/sh -c` in a new process group, serially with all other
 /// commands; after `timeout` the group gets SIGTERM, 0.2 s later SIGKILL.
 pub fn execute(command: &ShellCommand, timeout: Duration) -> CommandOutput {
     let _guard = command_lock().lock().unwrap_or_else(|e| e.into_inner());
+    let stdout = output_file();
+    let stderr = output_file();
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(&command.script)
         .args(&command.args)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdout(output_stdio(&stdout))
+        .stderr(output_stdio(&stderr));
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    // The child holds its own copies of the output descriptors now.
+    drop(cmd);
+    let mut child = match spawned {
         Ok(child) => child,
         Err(err) => {
             return CommandOutput {
@@ -455,51 +524,28 @@ pub fn execute(command: &ShellCommand, timeout: Duration) -> CommandOutput {
         }
     };
     let pgid = i32::try_from(child.id()).unwrap_or(0);
-    let stdout_rx = child.stdout.take().map(spawn_reader);
-    let stderr_rx = child.stderr.take().map(spawn_reader);
-    let deadline = Instant::now() + timeout;
-    let mut timed_out = false;
-    // Short commands finish in about a millisecond: poll fast first, then back off.
-    let mut pause = Duration::from_micros(100);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) => {}
-            Err(_) => break None,
-        }
-        if Instant::now() >= deadline {
-            timed_out = true;
+    let (status, timed_out) = match wait_until(&mut child, Instant::now() + timeout) {
+        Ok(Some(status)) => (Some(status), false),
+        Ok(None) => {
             signal_group(pgid, libc::SIGTERM);
             std::thread::sleep(TERM_GRACE);
             signal_group(pgid, libc::SIGKILL);
-            break child.wait().ok();
+            let _ = child.wait();
+            (None, true)
         }
-        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
-        pause = (pause * 2).min(Duration::from_millis(10));
+        Err(()) => (None, false),
     };
     if timed_out {
         // Leftovers of the group must not outlive a timed-out command.
         signal_group(pgid, libc::SIGKILL);
     }
-    // A background process may keep the pipes open: do not wait for it forever.
-    let collect = |rx: Option<mpsc::Receiver<Vec<u8>>>| -> String {
-        rx.and_then(|rx| rx.recv_timeout(Duration::from_millis(200)).ok())
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default()
-    };
-    let stdout = collect(stdout_rx);
-    let stderr = collect(stderr_rx);
-    let exit_code = if timed_out {
-        None
-    } else {
-        status.and_then(|s| s.code())
-    };
+    let exit_code = status.and_then(|s| s.code());
     CommandOutput {
         success: exit_code == Some(0),
         exit_code,
         timed_out,
-        stdout,
-        stderr,
+        stdout: read_output(stdout),
+        stderr: read_output(stderr),
         error: None,
     }
 }

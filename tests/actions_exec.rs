@@ -414,3 +414,19 @@ fn failed_on_demand_start_aborts_the_ban_and_is_retried() {
         .expect("second ban");
     assert_eq!(log_lines(&log), vec!["start", "start", "ban inet4 1.2.3.5"]);
 }
+
+#[test]
+fn background_process_holding_the_output_does_not_delay_the_result() {
+    let started = Instant::now();
+    let output = execute(
+        &ShellCommand::plain("sleep 5 & echo started".to_string()),
+        Duration::from_secs(10),
+    );
+    assert_eq!(output.exit_code, Some(0));
+    assert_eq!(output.stdout, "started\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "waited for the background process: {:?}",
+        started.elapsed()
+    );
+}
