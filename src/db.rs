@@ -276,6 +276,24 @@ impl Db {
         })
     }
 
+    /// Groups the writes until [`Db::end_pass`] into one transaction, so a pass over a jail's
+    /// new lines commits its bans and read positions together and once (the methods that
+    /// write several rows use savepoints, which nest inside it).
+    pub fn begin_pass(&self) -> anyhow::Result<()> {
+        if self.conn.is_autocommit() {
+            self.conn.execute_batch("BEGIN")?;
+        }
+        Ok(())
+    }
+
+    /// Commits what was written since [`Db::begin_pass`].
+    pub fn end_pass(&self) -> anyhow::Result<()> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    }
+
     /// `add J`: registers the jail as enabled.
     pub fn add_jail(&self, jail: &str) -> anyhow::Result<()> {
         self.conn.execute(
@@ -309,7 +327,7 @@ impl Db {
 
     /// Stores a ban: one history row in `bans`, the latest per (id, jail) in `bips`.
     pub fn add_ban(&mut self, ban: &BanRecord) -> anyhow::Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         tx.prepare_cached("INSERT OR IGNORE INTO jails(name, enabled) VALUES(?, 1)")?
             .execute([&ban.jail])?;
         insert_record(&tx, BANS_INSERT, ban)?;
@@ -321,7 +339,7 @@ impl Db {
     /// `unbanip`/`unban`: deletes the id's rows from `bans` and `bips` of `jail` (all jails
     /// with `None`). Returns the number of `bips` rows removed.
     pub fn remove_ban(&mut self, jail: Option<&str>, id: &str) -> anyhow::Result<usize> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let removed = match jail {
             Some(jail) => {
                 tx.execute("DELETE FROM bans WHERE jail=? AND ip=?", [jail, id])?;
@@ -338,7 +356,7 @@ impl Db {
 
     /// `unban --all` / `reload --unban`: deletes every ban of `jail` (all jails with `None`).
     pub fn remove_jail_bans(&mut self, jail: Option<&str>) -> anyhow::Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         match jail {
             Some(jail) => {
                 tx.execute("DELETE FROM bans WHERE jail=?", [jail])?;
@@ -501,7 +519,7 @@ impl Db {
     /// jails without bans.
     pub fn purge(&mut self, now: i64, purge_age: i64) -> anyhow::Result<()> {
         let limit = now - purge_age;
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         tx.execute("DELETE FROM bans WHERE timeofban < ?", [limit])?;
         tx.execute(
             "DELETE FROM bips WHERE timeofban < ? AND bantime != -1 AND timeofban + 3*bantime < ?",
@@ -788,7 +806,7 @@ impl Db {
         states: &[(String, String, bool)],
     ) -> anyhow::Result<()> {
         self.ironban_schema()?;
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         tx.execute("DELETE FROM ironban_action_families WHERE jail=?", [jail])?;
         for (action, family, has_items) in states {
             tx.execute(
@@ -812,7 +830,7 @@ impl Db {
 
     pub fn save_applied_bans(&mut self, jail: &str, ids: &[String]) -> anyhow::Result<()> {
         self.ironban_schema()?;
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         tx.execute("DELETE FROM ironban_applied WHERE jail=?", [jail])?;
         for id in ids {
             tx.execute(
@@ -856,7 +874,7 @@ impl Db {
 
     pub fn save_failures(&mut self, jail: &str, tickets: &[Ticket]) -> anyhow::Result<()> {
         self.ironban_schema()?;
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         tx.execute("DELETE FROM ironban_failures WHERE jail=?", [jail])?;
         for t in tickets {
             let v = json!({

@@ -325,6 +325,11 @@ impl Engine {
 
     fn process_jail_logs(&mut self, index: usize) {
         let now = now();
+        if let Some(db) = &self.db {
+            if let Err(err) = db.begin_pass() {
+                log::error(&format!("database: cannot start a transaction: {err}"));
+            }
+        }
         let encoding =
             Encoding::from_name(&self.jails[index].settings.logencoding).unwrap_or(Encoding::Utf8);
         // Successes first: a login seen in the same pass must protect its address.
@@ -360,6 +365,11 @@ impl Engine {
                 self.process_line(index, line, now);
             }
             self.save_position(index, source_index);
+        }
+        if let Some(db) = &self.db {
+            if let Err(err) = db.end_pass() {
+                log::error(&format!("database: cannot commit: {err}"));
+            }
         }
         self.jails[index].in_operation = true;
         self.lines_since_cleanup += lines.len();

@@ -65,6 +65,39 @@ fn bans_survive_reopen_and_expired_are_not_returned() {
 }
 
 #[test]
+fn a_pass_commits_its_bans_and_position_together() {
+    let dir = temp_dir("pass");
+    let path = dir.join("ironban.sqlite3");
+    let mut db = Db::open(&path).expect("open");
+    db.add_jail("sshd").expect("jail");
+    let outside = || -> (i64, i64) {
+        let raw = Connection::open(&path).expect("raw open");
+        let bans = raw
+            .query_row("SELECT count(*) FROM bips", [], |r| r.get(0))
+            .expect("count bips");
+        let logs = raw
+            .query_row("SELECT count(*) FROM logs", [], |r| r.get(0))
+            .expect("count logs");
+        (bans, logs)
+    };
+    db.begin_pass().expect("begin");
+    db.add_ban(&ban("sshd", "1.2.3.4", 1000, 600, 1))
+        .expect("ban");
+    db.add_ban(&ban("sshd", "5.6.7.8", 1000, 600, 1))
+        .expect("ban");
+    db.set_position("sshd", "/var/log/auth.log", "hash", 4096)
+        .expect("position");
+    assert_eq!(outside(), (0, 0), "nothing visible before the pass ends");
+    db.end_pass().expect("commit");
+    assert_eq!(outside(), (2, 1));
+    // Outside a pass each write commits at once.
+    db.add_ban(&ban("sshd", "9.9.9.9", 1000, 600, 1))
+        .expect("ban");
+    assert_eq!(outside(), (3, 1));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn ban_history_for_increment() {
     let dir = temp_dir("history");
     let mut db = Db::open(&dir.join("db")).expect("open");
