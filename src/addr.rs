@@ -4,7 +4,7 @@
 //! `<SUBNET>` or `a.b.c.d/N` text) or a raw string that is not an address (user names,
 //! host names, `999.1.1.1`). Parsing follows `inet_pton`, so IPv4 with leading zeros is raw.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -103,6 +103,32 @@ impl FailureId {
     }
 }
 
+impl FailureId {
+    /// Appends what `Display` prints; IPv4 without the formatter, as it is the common id.
+    pub fn push_to(&self, out: &mut String) {
+        match self {
+            FailureId::Ip(IpAddr::V4(ip)) => {
+                for (i, octet) in ip.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push('.');
+                    }
+                    if octet >= 100 {
+                        out.push(char::from(b'0' + octet / 100));
+                    }
+                    if octet >= 10 {
+                        out.push(char::from(b'0' + octet / 10 % 10));
+                    }
+                    out.push(char::from(b'0' + octet % 10));
+                }
+            }
+            FailureId::Raw(text) => out.push_str(text),
+            other => {
+                let _ = write!(out, "{other}");
+            }
+        }
+    }
+}
+
 impl fmt::Display for FailureId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -181,6 +207,25 @@ fn with_prefix(ip: IpAddr, prefix: u8) -> Option<FailureId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_to_writes_what_display_writes() {
+        for text in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.254.200.1",
+            "192.0.2.1",
+            "2001:db8::1",
+            "::ffff:10.0.0.1",
+            "10.0.0.0/8",
+            "host.example",
+        ] {
+            let id = FailureId::parse(text);
+            let mut out = String::from("x");
+            id.push_to(&mut out);
+            assert_eq!(out, format!("x{id}"), "{text}");
+        }
+    }
 
     #[test]
     fn parses_and_normalises() {

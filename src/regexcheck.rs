@@ -108,28 +108,36 @@ pub fn looks_like_name(value: &str) -> bool {
     name_ok && (rest.is_empty() || rest.ends_with(']'))
 }
 
-/// One failure as a `--json` line, keys in this order:
+/// One failure as a `--json` line appended to `out`, keys in this order:
 /// `{"line","fid","ip","time","user"?,"captures"}`.
 pub fn json_failure(
+    out: &mut String,
     line: u64,
     fid: Option<&str>,
     ip: Option<&str>,
     time: Option<f64>,
     user: Option<&str>,
     captures: &[(GroupName, Option<String>)],
-) -> String {
-    let mut out = String::with_capacity(192);
-    let _ = write!(out, "{{\"line\":{line},\"fid\":");
-    push_json_str(&mut out, fid);
+) {
+    out.push_str("{\"line\":");
+    push_u64(out, line);
+    out.push_str(",\"fid\":");
+    push_json_str(out, fid);
     out.push_str(",\"ip\":");
-    push_json_str(&mut out, ip);
+    push_json_str(out, ip);
     out.push_str(",\"time\":");
     match time {
         // serde_json writes whole floats as `1308330045.0`; both print the shortest
         // round-trip digits, in plain notation inside this range.
         Some(t) if t.is_finite() && (1e-5..1e16).contains(&t.abs()) => {
             if t.fract() == 0.0 {
-                let _ = write!(out, "{t:.1}");
+                if t < 0.0 {
+                    out.push('-');
+                }
+                // Whole and below 1e16: exactly the integer `{t:.1}` prints, without
+                // the float formatter.
+                push_u64(out, t.abs() as u64);
+                out.push_str(".0");
             } else {
                 let _ = write!(out, "{t}");
             }
@@ -138,19 +146,35 @@ pub fn json_failure(
     }
     if let Some(user) = user {
         out.push_str(",\"user\":");
-        push_json_str(&mut out, Some(user));
+        push_json_str(out, Some(user));
     }
     out.push_str(",\"captures\":{");
     for (i, (name, value)) in captures.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        push_json_str(&mut out, Some(name));
+        push_json_str(out, Some(name));
         out.push(':');
-        push_json_str(&mut out, value.as_deref());
+        push_json_str(out, value.as_deref());
     }
     out.push_str("}}");
-    out
+}
+
+/// Decimal digits of `n` (what `{n}` prints).
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
 }
 
 /// A JSON string (or `null`) as serde_json escapes it.
@@ -307,6 +331,9 @@ struct Checker {
     listing: Listing,
     emit: Emit,
     prefregex_text: Option<String>,
+    /// Reused for each `--json` line and its failure id.
+    scratch_json: String,
+    scratch_fid: String,
 }
 
 fn wall_clock() -> f64 {
@@ -350,21 +377,28 @@ impl Checker {
             Emit::Json => {
                 for failure in result.failures.iter().filter(|f| !f.nofail()) {
                     let Some(id) = &failure.id else { continue };
-                    let fid = id.to_string();
+                    let mut fid = std::mem::take(&mut self.scratch_fid);
+                    fid.clear();
+                    id.push_to(&mut fid);
                     let ip = match failure.data.get("ip") {
-                        Some(ip) => Some(ip.to_string()),
-                        None if !id.is_raw() => Some(fid.clone()),
+                        Some(ip) => Some(ip),
+                        None if !id.is_raw() => Some(fid.as_str()),
                         None => None,
                     };
-                    let json = json_failure(
+                    let json = &mut self.scratch_json;
+                    json.clear();
+                    json_failure(
+                        json,
                         line_no,
                         Some(&fid),
-                        ip.as_deref(),
+                        ip,
                         failure.time,
                         failure.data.get("user"),
                         &failure.data.groups,
                     );
-                    writeln!(sink, "{json}")?;
+                    json.push('\n');
+                    sink.write_all(json.as_bytes())?;
+                    self.scratch_fid = fid;
                 }
                 return Ok(());
             }
@@ -769,6 +803,8 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
         listing: listing.clone(),
         emit,
         prefregex_text,
+        scratch_json: String::with_capacity(256),
+        scratch_fid: String::with_capacity(64),
     };
 
     let started = std::time::Instant::now();
@@ -1013,13 +1049,28 @@ mod tests {
             "c\u{1}\u{1f}\n\r\t\u{8}\u{c}",
             "ü€😀",
             "",
+            "a\"b é\u{7f}x\\",
+            "\u{0}tail",
         ] {
             let mut out = String::new();
             push_json_str(&mut out, Some(text));
             assert_eq!(out, serde_json::Value::from(text).to_string());
         }
-        for t in [1308330045.0, 1308330045.25, 0.5, 1e-7, 1e17, f64::NAN, -3.0] {
-            let line = json_failure(1, None, None, Some(t), None, &[]);
+        for t in [
+            1308330045.0,
+            1308330045.25,
+            0.5,
+            1e-7,
+            1e17,
+            f64::NAN,
+            -3.0,
+            1e-5,
+            9_999_999_999_999_998.0,
+            9_007_199_254_740_992.0,
+            -1e15,
+        ] {
+            let mut line = String::new();
+            json_failure(&mut line, 1, None, None, Some(t), None, &[]);
             let expected = format!("\"time\":{}", serde_json::Value::from(t));
             assert!(line.contains(&expected), "{line} lacks {expected}");
         }
@@ -1027,7 +1078,9 @@ mod tests {
 
     #[test]
     fn json_failure_shape() {
-        let line = json_failure(
+        let mut line = String::new();
+        json_failure(
+            &mut line,
             7,
             Some("192.0.2.1"),
             Some("192.0.2.1"),
@@ -1041,7 +1094,8 @@ mod tests {
         assert_eq!(value["time"].as_f64(), Some(1_308_330_045.0));
         assert!(line.contains("\"time\":1308330045.0"));
         assert_eq!(value["captures"]["port"], serde_json::Value::Null);
-        let no_user = json_failure(1, Some("sess1"), None, None, None, &[]);
+        let mut no_user = String::new();
+        json_failure(&mut no_user, 1, Some("sess1"), None, None, None, &[]);
         assert_eq!(
             no_user,
             r#"{"line":1,"fid":"sess1","ip":null,"time":null,"captures":{}}"#

@@ -103,33 +103,46 @@ impl From<String> for Value {
     }
 }
 
-/// Python 3 `repr(str)`.
 /// A JSON string as serde_json writes it (`ascii == false`) or as Python's `json.dumps`
 /// writes it with `ensure_ascii` (`ascii == true`: every character outside space..`~` as
 /// `\uXXXX`, UTF-16 surrogate pairs above the BMP).
 pub fn push_json_str(out: &mut String, text: &str, ascii: bool) {
     out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if c < ' ' || (ascii && c > '~') => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
+    let plain = |b: &u8| *b >= b' ' && *b != b'"' && *b != b'\\' && (!ascii || *b <= b'~');
+    // Most values need no escape: copy runs of plain bytes whole. A run ends only at an
+    // ASCII byte or, in ASCII mode, at the first byte of a non-ASCII character.
+    let mut rest = text;
+    while let Some(run) = rest.bytes().position(|b| !plain(&b)) {
+        out.push_str(&rest[..run]);
+        rest = &rest[run..];
+        let Some(c) = rest.chars().next() else { break };
+        push_json_char(out, c, ascii);
+        rest = &rest[c.len_utf8()..];
     }
+    out.push_str(rest);
     out.push('"');
 }
 
+fn push_json_char(out: &mut String, c: char, ascii: bool) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        c if c < ' ' || (ascii && c > '~') => {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+        c => out.push(c),
+    }
+}
+
+/// Python 3 `repr(str)`.
 pub fn python_str_repr(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
@@ -194,6 +207,9 @@ mod tests {
         let mut out = String::new();
         push_json_str(&mut out, "é\u{7f}", false);
         assert_eq!(out, "\"é\u{7f}\"");
+        let mut out = String::new();
+        push_json_str(&mut out, "ab\"é c\u{1f}", true);
+        assert_eq!(out, r#""ab\"\u00e9 c\u001f""#);
     }
 
     #[test]

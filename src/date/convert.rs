@@ -200,6 +200,13 @@ const DAY_NAMES: [&str; 7] = [
 ];
 
 fn index_of(names: &[&str], text: &str) -> Option<i64> {
+    if text.is_ascii() {
+        // Python's lower() of ASCII text is ASCII lowercasing: same answer, no allocation.
+        return names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(text))
+            .map(|i| i as i64);
+    }
     let lower = text.to_lowercase();
     names.iter().position(|n| *n == lower).map(|i| i as i64)
 }

@@ -30,18 +30,19 @@ impl TupleLine {
 
     /// The text the regexes search (date removed).
     pub fn text(&self) -> String {
-        format!("{}{}", self.pre, self.post)
+        [self.pre.as_str(), &self.post].concat()
     }
 
     /// The full line as logged.
     pub fn full(&self) -> String {
-        format!("{}{}{}", self.pre, self.date, self.post)
+        [self.pre.as_str(), &self.date, &self.post].concat()
     }
 }
 
 /// Buffer string: searchable texts joined by `\n`, plus a trailing `\n`.
 pub fn join_buffer(lines: &[TupleLine]) -> String {
-    let mut out = String::new();
+    let size: usize = lines.iter().map(|l| l.pre.len() + l.post.len() + 1).sum();
+    let mut out = String::with_capacity(size.max(1));
     for (i, l) in lines.iter().enumerate() {
         if i > 0 {
             out.push('\n');
