@@ -2,6 +2,7 @@
 //! choice of `DateDetector.matchTime` and the conversion of the matched text to a time.
 
 mod convert;
+mod fast;
 mod template;
 mod zone;
 
@@ -114,6 +115,8 @@ pub struct DateDetector {
     last_conversion: Option<Conversion>,
     /// The key of the conversion at hand (kept to reuse its allocation).
     scratch_key: Vec<u8>,
+    /// The last match of a template's fast form (see `fast`).
+    fast_memo: fast::Memo,
 }
 
 /// A field conversion with everything its result depends on: the fields, their captured
@@ -128,17 +131,13 @@ struct Conversion {
 
 /// `key` := the captured texts of `fields`, each length-prefixed (a missing group has the
 /// length `usize::MAX`), so that different captures never give the same key.
-fn conversion_key(
-    key: &mut Vec<u8>,
-    fields: &[(template::Field, usize)],
-    caps: &Captures<'_, str>,
-) {
+fn conversion_key(key: &mut Vec<u8>, fields: &[(template::Field, usize)], caps: &Groups<'_>) {
     key.clear();
     for &(_, i) in fields {
-        match caps.get(i) {
+        match caps.text(i) {
             Some(g) => {
-                key.extend_from_slice(&g.as_str().len().to_le_bytes());
-                key.extend_from_slice(g.as_str().as_bytes());
+                key.extend_from_slice(&g.len().to_le_bytes());
+                key.extend_from_slice(g.as_bytes());
             }
             None => key.extend_from_slice(&usize::MAX.to_le_bytes()),
         }
@@ -162,7 +161,29 @@ struct Candidate<'t> {
     idx: usize,
     start: usize,
     end: usize,
-    caps: Captures<'t, str>,
+    caps: Groups<'t>,
+}
+
+/// A match's groups, from the exact regex or from the template's fast form.
+enum Groups<'t> {
+    Exact(Captures<'t, str>),
+    Fast(&'t str, fast::Spans),
+}
+
+impl<'t> Groups<'t> {
+    fn span(&self, group: usize) -> Option<(usize, usize)> {
+        match self {
+            Groups::Exact(caps) => caps.get(group).map(|g| (g.start(), g.end())),
+            Groups::Fast(_, spans) => spans.get(group),
+        }
+    }
+
+    fn text(&self, group: usize) -> Option<&'t str> {
+        match self {
+            Groups::Exact(caps) => caps.get(group).map(|g| g.as_str()),
+            Groups::Fast(text, spans) => spans.get(group).and_then(|(s, e)| text.get(s..e)),
+        }
+    }
 }
 
 impl DateDetector {
@@ -204,6 +225,7 @@ impl DateDetector {
             now_local: None,
             last_conversion: None,
             scratch_key: Vec::new(),
+            fast_memo: fast::Memo::default(),
         };
         for entry in datepattern.unwrap_or("").lines() {
             let entry = entry.trim();
@@ -299,11 +321,30 @@ impl DateDetector {
         }
         let text = &line[..endpos];
         let regex = template.regex.for_text(text)?;
+        let fast = if text.is_ascii() {
+            template.fast()
+        } else {
+            None
+        };
+        let memo = &mut self.fast_memo;
+        // The template's match anchored at `at`: its fast form decides when it can. A regex
+        // runtime error (backtrack limit on hostile input) counts as no match.
+        let mut anchored_at = |at: usize| -> Option<Groups<'t>> {
+            if let Some(fast) = fast {
+                match fast.captures_at(text, at, memo) {
+                    fast::Found::NoMatch => return None,
+                    fast::Found::Match(spans) => return Some(Groups::Fast(text, spans)),
+                    fast::Found::Unsure => {}
+                }
+            }
+            let exact = regex.captures_input(RegexInput::new(text).from_pos(at).anchored(true));
+            exact.ok().flatten().map(Groups::Exact)
+        };
         let caps = if template.start_anchored {
             if pos > 0 {
                 return None;
             }
-            regex.captures_input(RegexInput::new(text).anchored(true))
+            anchored_at(0)?
         } else if let Some(prefilter) = template.prefilter.as_ref().and_then(|p| p.for_text(text)) {
             // Try the backtracking regex only where the linear prefilter can start a match,
             // anchored there: same leftmost result, no quadratic scan of long lines.
@@ -312,10 +353,8 @@ impl DateDetector {
                 let candidate = prefilter
                     .find(regex_automata::Input::new(text).range(from..))?
                     .start();
-                let attempt =
-                    regex.captures_input(RegexInput::new(text).from_pos(candidate).anchored(true));
-                if let Ok(Some(c)) = attempt {
-                    break Ok(Some(c));
+                if let Some(caps) = anchored_at(candidate) {
+                    break caps;
                 }
                 from = candidate + text[candidate..].chars().next().map_or(1, char::len_utf8);
                 if from > text.len() {
@@ -323,16 +362,14 @@ impl DateDetector {
                 }
             }
         } else {
-            regex.captures_from_pos(text, pos)
+            Groups::Exact(regex.captures_from_pos(text, pos).ok().flatten()?)
         };
-        // A regex runtime error (backtrack limit on hostile input) counts as no match.
-        let caps = caps.ok().flatten()?;
-        let whole = caps.get(0)?;
+        let (start, end) = caps.span(0)?;
         entry.regex_hits += 1;
         Some(Candidate {
             idx,
-            start: whole.start(),
-            end: whole.end(),
+            start,
+            end,
             caps,
         })
     }
@@ -456,10 +493,7 @@ impl DateDetector {
     /// Find the date in `line` as fail2ban's matchTime+getTime do, with "now" = `now`.
     pub fn find(&mut self, line: &str, now: f64) -> Option<DateMatch> {
         let m = self.match_time(line, now)?;
-        let (start, end) = match m.caps.get(1) {
-            Some(g) => (g.start(), g.end()),
-            None => (m.start, m.start),
-        };
+        let (start, end) = m.caps.span(1).unwrap_or((m.start, m.start));
         let converted = if start == end {
             Converted::Invalid
         } else {
@@ -510,9 +544,7 @@ impl DateDetector {
                     now_local,
                     default_offset: self.default_offset,
                 };
-                let values = fields
-                    .iter()
-                    .map(|&(f, i)| (f, m.caps.get(i).map(|g| g.as_str())));
+                let values = fields.iter().map(|&(f, i)| (f, m.caps.text(i)));
                 let result = convert::fields_to_time(values, &ctx);
                 // Reuse the memo's buffers: no allocation per line once it exists.
                 match &mut self.last_conversion {
@@ -533,12 +565,12 @@ impl DateDetector {
                 }
                 result
             }
-            Kind::Epoch { long, group } => match m.caps.get(*group) {
-                Some(g) => convert::epoch_to_time(g.as_str(), *long),
+            Kind::Epoch { long, group } => match m.caps.text(*group) {
+                Some(g) => convert::epoch_to_time(g, *long),
                 None => Converted::Invalid,
             },
-            Kind::Tai64n => match m.caps.get(1) {
-                Some(g) => convert::tai64n_to_time(g.as_str()),
+            Kind::Tai64n => match m.caps.text(1) {
+                Some(g) => convert::tai64n_to_time(g),
                 None => Converted::Invalid,
             },
         }

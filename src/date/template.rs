@@ -2,7 +2,7 @@
 //! fail2ban's `DateTemplate.setRegex`, `DatePatternRegex`, `DateEpoch` and `DateTai64n` do.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{LazyLock, Mutex, OnceLock};
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use crate::filter::prefilter::{build_relaxed, relaxed_pattern};
 /// A template's regex, ASCII build first (see `filter::ascii`).
 pub(crate) type TemplateRegex = AsciiFirst<str, Regex>;
 
+use super::fast::FastTemplate;
 use super::DateError;
 
 pub(crate) const LINE_BEGIN: u8 = 8;
@@ -102,9 +103,21 @@ pub(crate) struct Template {
     /// position where the template can match is a position where this matches, so only
     /// those are tried with the backtracking regex.
     pub prefilter: Option<Arc<AsciiFirst<str, meta::Regex>>>,
+    /// The DFA-backed form for ASCII lines (see `date::fast`), built on first use (shared
+    /// by the clones of a cached template), None when the regex has none.
+    fast: Arc<OnceLock<Option<FastTemplate>>>,
 }
 
 impl Template {
+    pub(crate) fn fast(&self) -> Option<&FastTemplate> {
+        self.fast
+            .get_or_init(|| {
+                let groups = self.regex.any()?.captures_len();
+                FastTemplate::new(self.regex.pattern(), groups)
+            })
+            .as_ref()
+    }
+
     pub fn anchored(&self) -> bool {
         self.flags & (LINE_BEGIN | LINE_END) != 0
     }
@@ -551,6 +564,7 @@ fn pattern_template(pattern: &str, current_year: i32) -> Result<Template, DateEr
         kind: Kind::Pattern(pattern_fields(&compiled)),
         start_anchored: is_start_anchored(&built.regex),
         prefilter: prefilter(&compiled),
+        fast: Arc::default(),
         regex: compiled,
         flags: built.flags,
         weight: 1.0,
@@ -591,6 +605,7 @@ fn epoch_template(
     Ok(Template {
         start_anchored: is_start_anchored(&built.regex),
         prefilter: prefilter(&regex),
+        fast: Arc::default(),
         regex,
         name: built.name,
         flags: built.flags,
@@ -606,6 +621,7 @@ fn tai64n_template(line_begin: bool) -> Result<Template, DateError> {
     Ok(Template {
         start_anchored: is_start_anchored(&built.regex),
         prefilter: prefilter(&regex),
+        fast: Arc::default(),
         regex,
         name: built.name,
         flags: built.flags,

@@ -470,3 +470,108 @@ fn detector_can_move_between_threads() {
     assert_send_sync::<DateDetector>();
     assert_send_sync::<LocalZone>();
 }
+
+/// Lines for the fast-form check: every upstream sample log line (when the shared tree is
+/// there), each also with its digits rotated, so that dates vary and repeat.
+fn fast_check_lines() -> Vec<String> {
+    let mut lines: Vec<String> = [
+        "[01/Mar/2025 00:00:01] Failed SMTP login from 192.0.2.1",
+        "[1/Mar/2025 00:00:01] x",
+        "[ 1/mar/2025 0:0:1]x",
+        "[31/Dec/2025 23:59:60]",
+        "[32/Dec/2025 23:59:59] late",
+        "Mar  1 00:00:01 gw sshd[1]: Failed password",
+        "Mon Mar  1 00:00:01.123 2025 host",
+        "2025-03-01 00:00:01,123 +0100 x",
+        "2025-03-01T00:00:01.5Z",
+        "@4000000063f1a2b3c4d5e6f7 tai",
+        "1740787201 epoch",
+        "x 01-Mar-2025 00:00:01 y",
+        "03/01/2025:00:00:01 x",
+        "  Mar 1 00:00:01 padded",
+        "",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fail2ban-upstream/samples/logs");
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let text = std::fs::read(entry.path()).unwrap_or_default();
+            let text = String::from_utf8_lossy(&text);
+            for line in text.lines().filter(|l| !l.starts_with('#')) {
+                let rotated: String = line
+                    .chars()
+                    .map(|c| match c.to_digit(10) {
+                        Some(d) => char::from_digit((d + 7) % 10, 10).unwrap_or(c),
+                        None => c,
+                    })
+                    .collect();
+                lines.push(line.to_string());
+                lines.push(line.to_string());
+                lines.push(rotated);
+            }
+        }
+    }
+    lines
+}
+
+#[test]
+fn fast_forms_find_what_the_exact_regexes_find() {
+    let mut patterns: Vec<String> = template::DEFAULT_PATTERNS
+        .iter()
+        .flat_map(|p| [p.to_string(), format!("{{^LN-BEG}}{p}")])
+        .collect();
+    for custom in [
+        r"^\[%d/%b/%Y %H:%M:%S\]",
+        r"^%Y-%m-%d %H:%M:%S",
+        r"%d/%b/%Y:%H:%M:%S %z",
+        r"{^LN-BEG}%b %d %H:%M:%S",
+        r"^%m/%d/%y %I:%M:%S %p",
+        r"%a %b %d %H:%M:%S %Y",
+        r"{UNB}%Y%m%d%H%M%S",
+    ] {
+        patterns.push(custom.to_string());
+    }
+    let lines = fast_check_lines();
+    let (mut fast_forms, mut decided, mut matched) = (0, 0u64, 0u64);
+    for pattern in &patterns {
+        let t = template::template_for(pattern, 2026).unwrap();
+        let Some(fast) = t.fast() else {
+            continue;
+        };
+        fast_forms += 1;
+        let Some(exact) = t.regex.any() else { continue };
+        let mut memo = fast::Memo::default();
+        for line in lines.iter().filter(|l| l.is_ascii()) {
+            for at in 0..=line.len() {
+                let want = exact
+                    .captures_input(RegexInput::new(line.as_str()).from_pos(at).anchored(true))
+                    .ok()
+                    .flatten()
+                    .map(|c| {
+                        (0..exact.captures_len())
+                            .map(|i| c.get(i).map(|g| (g.start(), g.end())))
+                            .collect::<Vec<_>>()
+                    });
+                match fast.captures_at(line, at, &mut memo) {
+                    fast::Found::Unsure => {}
+                    fast::Found::NoMatch => {
+                        decided += 1;
+                        assert_eq!(want, None, "{pattern} at {at} of {line:?}");
+                    }
+                    fast::Found::Match(spans) => {
+                        decided += 1;
+                        matched += 1;
+                        let got: Vec<_> = (0..exact.captures_len()).map(|i| spans.get(i)).collect();
+                        assert_eq!(want, Some(got), "{pattern} at {at} of {line:?}");
+                    }
+                }
+            }
+        }
+    }
+    // Most templates have a fast form, and it decides almost everywhere.
+    assert!(fast_forms >= 30, "{fast_forms} fast forms");
+    assert!(matched > 1000, "{matched} matches of {decided} decided");
+}

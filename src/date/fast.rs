@@ -1,0 +1,487 @@
+//! Date captures without the backtracking engine, where a template allows it. Most templates
+//! are zero-width lookaheads around a plain regex (`(?=^|\b|\W)( ... )(?=\b|\W|$)`): the
+//! plain middle is matched by a DFA, the lookaheads are checked at its two ends, and the
+//! group spans come from a split plan (fields followed by bytes they cannot contain, as in
+//! `[%d/%b/%Y %H:%M:%S]`) or, for other shapes, from the previous line when the matched text
+//! and its neighbour bytes are the same. Only ASCII text takes this path; anything it cannot
+//! decide goes back to the exact regex.
+
+use fancy_regex::{Expr, LookAround};
+use regex_automata::util::syntax;
+use regex_automata::{meta, Anchored, Input};
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+use crate::filter::ascii;
+
+/// Groups (group 0 included) a template may have to take this path.
+pub(crate) const MAX_GROUPS: usize = 16;
+
+/// Capture spans of one match, group 0 first, as 32-bit offsets (a line the fast path
+/// takes is shorter than 4 GiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Spans {
+    slots: [[u32; 2]; MAX_GROUPS],
+}
+
+/// The slot value of a group that did not take part.
+const ABSENT: u32 = u32::MAX;
+
+impl Spans {
+    fn new() -> Spans {
+        Spans {
+            slots: [[ABSENT; 2]; MAX_GROUPS],
+        }
+    }
+
+    pub(crate) fn get(&self, group: usize) -> Option<(usize, usize)> {
+        match self.slots.get(group)? {
+            [ABSENT, _] => None,
+            [start, end] => Some((*start as usize, *end as usize)),
+        }
+    }
+
+    /// Offsets fit: the caller only passes positions inside a line below 4 GiB.
+    fn set(&mut self, group: usize, (start, end): (usize, usize)) {
+        self.slots[group] = [start as u32, end as u32];
+    }
+}
+
+/// What the fast path found at a position.
+pub(crate) enum Found {
+    /// The template cannot match there (the exact regex would not either).
+    NoMatch,
+    Match(Spans),
+    /// Not decidable here: ask the exact regex.
+    Unsure,
+}
+
+/// A zero-width lookahead at an end of the middle.
+struct Edge {
+    regex: meta::Regex,
+    negated: bool,
+}
+
+impl Edge {
+    fn holds(&self, text: &str, at: usize) -> bool {
+        let input = Input::new(text).range(at..).anchored(Anchored::Yes);
+        self.regex.is_match(input) != self.negated
+    }
+}
+
+/// One step of a split plan over the middle's match.
+#[derive(Debug)]
+enum Step {
+    /// A literal or single-byte class.
+    Skip(usize),
+    Open(usize),
+    Close(usize),
+    /// A group that ends at the first byte of `stop` (what follows it, which it cannot
+    /// contain).
+    Field {
+        group: usize,
+        stop: Box<[bool; 256]>,
+    },
+    /// A group that runs to the end of the match.
+    Rest(usize),
+}
+
+/// The last middle match of one detector: valid for the same template and the same bytes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Memo {
+    template: usize,
+    key: Vec<u8>,
+    /// Spans relative to the match start.
+    spans: Option<Spans>,
+    scratch: Vec<u8>,
+}
+
+/// The fast form of a template regex (its ASCII build).
+pub(crate) struct FastTemplate {
+    lead: Vec<Edge>,
+    middle: meta::Regex,
+    trail: Vec<Edge>,
+    plan: Option<Vec<Step>>,
+    groups: usize,
+}
+
+impl std::fmt::Debug for FastTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastTemplate")
+            .field("groups", &self.groups)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Nodes the regex crate runs as they are (no lookaround, backreference or atomicity).
+fn is_plain(expr: &Expr) -> bool {
+    let plain = |e: &Expr| {
+        matches!(
+            e,
+            Expr::Empty
+                | Expr::Any { .. }
+                | Expr::Assertion(_)
+                | Expr::Literal { .. }
+                | Expr::Concat(_)
+                | Expr::Alt(_)
+                | Expr::Group(_)
+                | Expr::Repeat { .. }
+                | Expr::Delegate { .. }
+        )
+    };
+    plain(expr) && !expr.has_descendant(|e| !plain(e))
+}
+
+fn render(expr: &Expr) -> String {
+    let mut out = String::new();
+    expr.to_str(&mut out, 0);
+    out
+}
+
+fn build(pattern: &str) -> Option<meta::Regex> {
+    if !ascii::ascii_safe(pattern) {
+        return None;
+    }
+    meta::Regex::builder()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .configure(meta::Config::new().utf8_empty(false))
+        .build(pattern)
+        .ok()
+}
+
+/// A lookahead without groups whose body is plain.
+fn edge(expr: &Expr) -> Option<Edge> {
+    let Expr::LookAround(body, kind) = expr else {
+        return None;
+    };
+    let negated = match kind {
+        LookAround::LookAhead => false,
+        LookAround::LookAheadNeg => true,
+        _ => return None,
+    };
+    if !is_plain(body) || body.has_descendant_or_self(|e| matches!(e, Expr::Group(_))) {
+        return None;
+    }
+    Some(Edge {
+        regex: build(&render(body))?,
+        negated,
+    })
+}
+
+impl FastTemplate {
+    /// The fast form of `pattern` (a translated template regex with `groups` groups, group
+    /// 0 included), or None when it is not lookaheads around a plain regex with the same
+    /// groups.
+    pub(crate) fn new(pattern: &str, groups: usize) -> Option<FastTemplate> {
+        if groups > MAX_GROUPS {
+            return None;
+        }
+        let tree = Expr::parse_tree(pattern).ok()?;
+        let items = match tree.expr {
+            Expr::Concat(items) => items,
+            other => vec![other],
+        };
+        let is_edge = |e: &Expr| matches!(e, Expr::LookAround(..));
+        let lead_len = items.iter().take_while(|e| is_edge(e)).count();
+        let trail_len = items[lead_len..]
+            .iter()
+            .rev()
+            .take_while(|e| is_edge(e))
+            .count();
+        let middle = Expr::Concat(items[lead_len..items.len() - trail_len].to_vec());
+        if !is_plain(&middle) {
+            return None;
+        }
+        let lead = items[..lead_len]
+            .iter()
+            .map(edge)
+            .collect::<Option<Vec<_>>>()?;
+        let trail = items[items.len() - trail_len..]
+            .iter()
+            .map(edge)
+            .collect::<Option<Vec<_>>>()?;
+        let text = render(&middle);
+        let regex = build(&text)?;
+        if regex.captures_len() != groups {
+            return None;
+        }
+        let plan = syntax::parse_with(&text, &syntax::Config::new().unicode(false).utf8(false))
+            .ok()
+            .and_then(|hir| plan(&hir));
+        Some(FastTemplate {
+            lead,
+            middle: regex,
+            trail,
+            plan,
+            groups,
+        })
+    }
+
+    /// The template's match starting exactly at `at` in the ASCII `text`, as the exact
+    /// regex searched anchored there would find it.
+    pub(crate) fn captures_at(&self, text: &str, at: usize, memo: &mut Memo) -> Found {
+        if text.len() >= ABSENT as usize {
+            return Found::Unsure;
+        }
+        if !self.lead.iter().all(|e| e.holds(text, at)) {
+            return Found::NoMatch;
+        }
+        let input = Input::new(text).range(at..).anchored(Anchored::Yes);
+        let Some(m) = self.middle.search(&input) else {
+            return Found::NoMatch;
+        };
+        let end = m.end();
+        // The first middle match is the exact one only if the trailing lookaheads hold
+        // after it; otherwise the exact regex may take another way.
+        if !self.trail.iter().all(|e| e.holds(text, end)) {
+            return Found::Unsure;
+        }
+        let mut spans = Spans::new();
+        spans.set(0, (at, end));
+        if let Some(plan) = &self.plan {
+            if run_plan(plan, text.as_bytes(), at, end, &mut spans) {
+                return Found::Match(spans);
+            }
+        }
+        self.memo_spans(text, at, end, memo, spans)
+    }
+
+    /// Group spans from the memo when the middle matched the same bytes with the same
+    /// neighbours (the only context its assertions see), else from the regex on the span.
+    fn memo_spans(
+        &self,
+        text: &str,
+        at: usize,
+        end: usize,
+        memo: &mut Memo,
+        mut spans: Spans,
+    ) -> Found {
+        let bytes = text.as_bytes();
+        let key = &mut memo.scratch;
+        key.clear();
+        key.push(u8::from(at == 0));
+        key.push(if at > 0 { bytes[at - 1] } else { 0 });
+        key.push(u8::from(end == bytes.len()));
+        key.push(bytes.get(end).copied().unwrap_or(0));
+        key.extend_from_slice(&bytes[at..end]);
+        let me = self as *const FastTemplate as usize;
+        if memo.template == me && memo.key == *key {
+            if let Some(relative) = memo.spans {
+                for group in 1..self.groups {
+                    if let Some((s, e)) = relative.get(group) {
+                        spans.set(group, (at + s, at + e));
+                    }
+                }
+                return Found::Match(spans);
+            }
+        }
+        let input = Input::new(text).span(at..end).anchored(Anchored::Yes);
+        let mut slots = vec![None; 2 * self.groups];
+        if self.middle.search_slots(&input, &mut slots).is_none() {
+            return Found::Unsure;
+        }
+        let mut relative = Spans::new();
+        for group in 0..self.groups {
+            if let (Some(s), Some(e)) = (slots[2 * group], slots[2 * group + 1]) {
+                let (s, e) = (s.get(), e.get());
+                spans.set(group, (s, e));
+                relative.set(group, (s - at, e - at));
+            }
+        }
+        if spans.get(0) != Some((at, end)) {
+            return Found::Unsure;
+        }
+        memo.template = me;
+        std::mem::swap(&mut memo.key, &mut memo.scratch);
+        memo.spans = Some(relative);
+        Found::Match(spans)
+    }
+}
+
+/// Bytes a plain expression can consume (an over-approximation), None for wide classes.
+fn byte_set(hir: &Hir, set: &mut [bool; 256]) -> Option<()> {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => {}
+        HirKind::Literal(lit) => lit.0.iter().for_each(|&b| set[usize::from(b)] = true),
+        HirKind::Class(Class::Bytes(class)) => {
+            for range in class.iter() {
+                (range.start()..=range.end()).for_each(|b| set[usize::from(b)] = true);
+            }
+        }
+        HirKind::Class(Class::Unicode(class)) => {
+            for range in class.iter() {
+                let (lo, hi) = (
+                    u8::try_from(range.start()).ok()?,
+                    u8::try_from(range.end()).ok()?,
+                );
+                (lo..=hi).for_each(|b| set[usize::from(b)] = true);
+            }
+        }
+        HirKind::Repetition(rep) => byte_set(&rep.sub, set)?,
+        HirKind::Capture(cap) => byte_set(&cap.sub, set)?,
+        HirKind::Concat(items) | HirKind::Alternation(items) => {
+            for item in items {
+                byte_set(item, set)?;
+            }
+        }
+    }
+    Some(())
+}
+
+/// One byte's worth of text (a single-byte literal or a byte class), as a byte set.
+fn single_byte(hir: &Hir) -> Option<[bool; 256]> {
+    let fixed = match hir.kind() {
+        HirKind::Literal(lit) => !lit.0.is_empty(),
+        HirKind::Class(Class::Bytes(_)) => true,
+        HirKind::Class(Class::Unicode(class)) => class.iter().all(|r| r.end() <= '\x7f'),
+        _ => false,
+    };
+    if !fixed {
+        return None;
+    }
+    let mut set = [false; 256];
+    match hir.kind() {
+        // A literal's first byte is what follows a field.
+        HirKind::Literal(lit) => set[usize::from(lit.0[0])] = true,
+        _ => byte_set(hir, &mut set)?,
+    }
+    Some(set)
+}
+
+fn is_zero_width(hir: &Hir) -> bool {
+    matches!(hir.kind(), HirKind::Empty | HirKind::Look(_))
+}
+
+/// The bytes the first consuming part of `hir` starts with, when that part is a literal,
+/// a one-byte class, or a group or sequence starting with one.
+fn first_bytes(hir: &Hir) -> Option<[bool; 256]> {
+    match hir.kind() {
+        HirKind::Capture(cap) => first_bytes(&cap.sub),
+        HirKind::Concat(items) => first_bytes(items.iter().find(|h| !is_zero_width(h))?),
+        _ => single_byte(hir),
+    }
+}
+
+/// Where a field stops: at a byte of the set, at the end of the match, or nowhere known
+/// (what follows does not start with a fixed byte).
+#[derive(Clone, Copy)]
+enum Stop<'a> {
+    Bytes(&'a [bool; 256]),
+    End,
+    Unknown,
+}
+
+/// A split plan for a plain regex: sequences of literals, one-byte classes and groups,
+/// where each group whose inside varies is followed by bytes it cannot contain.
+fn plan(hir: &Hir) -> Option<Vec<Step>> {
+    let mut steps = Vec::new();
+    push_item(hir, Stop::End, &mut steps)?;
+    Some(steps)
+}
+
+fn push_sequence(items: &[Hir], after: Stop, steps: &mut Vec<Step>) -> Option<()> {
+    for (i, item) in items.iter().enumerate() {
+        let next = items[i + 1..].iter().find(|h| !is_zero_width(h));
+        let follow;
+        let stop = match next.map(first_bytes) {
+            Some(Some(bytes)) => {
+                follow = bytes;
+                Stop::Bytes(&follow)
+            }
+            Some(None) => Stop::Unknown,
+            None => after,
+        };
+        push_item(item, stop, steps)?;
+    }
+    Some(())
+}
+
+fn push_item(hir: &Hir, stop: Stop, steps: &mut Vec<Step>) -> Option<()> {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => {}
+        HirKind::Literal(lit) => steps.push(Step::Skip(lit.0.len())),
+        HirKind::Class(_) => {
+            single_byte(hir)?;
+            steps.push(Step::Skip(1));
+        }
+        HirKind::Concat(items) => push_sequence(items, stop, steps)?,
+        HirKind::Capture(cap) if is_fixed(&cap.sub) => {
+            let group = usize::try_from(cap.index).ok()?;
+            steps.push(Step::Open(group));
+            push_item(&cap.sub, stop, steps)?;
+            steps.push(Step::Close(group));
+        }
+        HirKind::Capture(cap) if !has_capture(&cap.sub) => {
+            let group = usize::try_from(cap.index).ok()?;
+            let mut inside = [false; 256];
+            byte_set(&cap.sub, &mut inside)?;
+            match stop {
+                Stop::Unknown => return None,
+                Stop::End => steps.push(Step::Rest(group)),
+                Stop::Bytes(follow) => {
+                    if inside.iter().zip(follow.iter()).any(|(a, b)| *a && *b) {
+                        return None;
+                    }
+                    steps.push(Step::Field {
+                        group,
+                        stop: Box::new(*follow),
+                    });
+                }
+            }
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+/// Literals, one-byte classes, zero-width assertions and groups of them in sequence: the
+/// plan walks them without choices.
+fn is_fixed(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) | HirKind::Literal(_) => true,
+        HirKind::Class(_) => single_byte(hir).is_some(),
+        HirKind::Concat(items) => items.iter().all(|h| is_fixed(h) || is_field(h)),
+        HirKind::Capture(cap) => is_fixed(&cap.sub),
+        _ => false,
+    }
+}
+
+fn is_field(hir: &Hir) -> bool {
+    matches!(hir.kind(), HirKind::Capture(cap) if !has_capture(&cap.sub))
+}
+
+fn has_capture(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Capture(_) => true,
+        HirKind::Repetition(rep) => has_capture(&rep.sub),
+        HirKind::Concat(items) | HirKind::Alternation(items) => items.iter().any(has_capture),
+        _ => false,
+    }
+}
+
+fn run_plan(plan: &[Step], bytes: &[u8], at: usize, end: usize, spans: &mut Spans) -> bool {
+    let mut pos = at;
+    let mut opened = [0usize; MAX_GROUPS];
+    for step in plan {
+        match step {
+            Step::Skip(n) => pos += n,
+            Step::Open(group) => opened[*group] = pos,
+            Step::Close(group) => spans.set(*group, (opened[*group], pos)),
+            Step::Field { group, stop } => {
+                let from = pos;
+                while pos < end && !stop[usize::from(bytes[pos])] {
+                    pos += 1;
+                }
+                spans.set(*group, (from, pos));
+            }
+            Step::Rest(group) => {
+                spans.set(*group, (pos.min(end), end));
+                pos = end;
+            }
+        }
+        if pos > end {
+            return false;
+        }
+    }
+    pos == end
+}
