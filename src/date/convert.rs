@@ -163,6 +163,14 @@ fn digit_value(c: char) -> Option<i64> {
 
 /// Python `int()` of a captured number (surrounding spaces allowed, any decimal digits).
 pub(crate) fn int(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    if (1..=18).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit) {
+        return Some(
+            bytes
+                .iter()
+                .fold(0i64, |acc, b| acc * 10 + i64::from(b - b'0')),
+        );
+    }
     let t = text.trim();
     if t.is_empty() || t.chars().count() > 18 {
         return None;

@@ -57,14 +57,38 @@ pub(crate) enum Found {
 
 /// A zero-width lookahead at an end of the middle.
 struct Edge {
-    regex: meta::Regex,
+    test: EdgeTest,
     negated: bool,
+}
+
+/// What a lookahead tests; fail2ban's two word-bound forms are read off the bytes directly.
+enum EdgeTest {
+    /// `^|\b|\W`
+    WordBegin,
+    /// `\b|\W|$`
+    WordEnd,
+    Regex(meta::Regex),
+}
+
+fn is_word(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_'
 }
 
 impl Edge {
     fn holds(&self, text: &str, at: usize) -> bool {
-        let input = Input::new(text).range(at..).anchored(Anchored::Yes);
-        self.regex.is_match(input) != self.negated
+        let bytes = text.as_bytes();
+        let word_before = at > 0 && is_word(bytes[at - 1]);
+        let next = bytes.get(at).copied();
+        let boundary = word_before != next.is_some_and(is_word);
+        let non_word_next = next.is_some_and(|b| !is_word(b));
+        let found = match &self.test {
+            EdgeTest::WordBegin => at == 0 || boundary || non_word_next,
+            EdgeTest::WordEnd => boundary || non_word_next || next.is_none(),
+            EdgeTest::Regex(regex) => {
+                regex.is_match(Input::new(text).range(at..).anchored(Anchored::Yes))
+            }
+        };
+        found != self.negated
     }
 }
 
@@ -162,10 +186,13 @@ fn edge(expr: &Expr) -> Option<Edge> {
     if !is_plain(body) || body.has_descendant_or_self(|e| matches!(e, Expr::Group(_))) {
         return None;
     }
-    Some(Edge {
-        regex: build(&render(body))?,
-        negated,
-    })
+    let text = render(body);
+    let test = match text.as_str() {
+        r"^|\b|\W" | r"^|\b|(?i:\W)" => EdgeTest::WordBegin,
+        r"\b|\W|$" | r"\b|(?i:\W)|$" => EdgeTest::WordEnd,
+        _ => EdgeTest::Regex(build(&text)?),
+    };
+    Some(Edge { test, negated })
 }
 
 impl FastTemplate {
