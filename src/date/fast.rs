@@ -11,7 +11,7 @@ use regex_automata::util::syntax;
 use regex_automata::{meta, Anchored, Input};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
-use crate::filter::ascii;
+use crate::filter::ascii::{build_plain, is_plain, render};
 
 /// Groups (group 0 included) a template may have to take this path.
 pub(crate) const MAX_GROUPS: usize = 16;
@@ -137,42 +137,6 @@ impl std::fmt::Debug for FastTemplate {
     }
 }
 
-/// Nodes the regex crate runs as they are (no lookaround, backreference or atomicity).
-fn is_plain(expr: &Expr) -> bool {
-    let plain = |e: &Expr| {
-        matches!(
-            e,
-            Expr::Empty
-                | Expr::Any { .. }
-                | Expr::Assertion(_)
-                | Expr::Literal { .. }
-                | Expr::Concat(_)
-                | Expr::Alt(_)
-                | Expr::Group(_)
-                | Expr::Repeat { .. }
-                | Expr::Delegate { .. }
-        )
-    };
-    plain(expr) && !expr.has_descendant(|e| !plain(e))
-}
-
-fn render(expr: &Expr) -> String {
-    let mut out = String::new();
-    expr.to_str(&mut out, 0);
-    out
-}
-
-fn build(pattern: &str) -> Option<meta::Regex> {
-    if !ascii::ascii_safe(pattern) {
-        return None;
-    }
-    meta::Regex::builder()
-        .syntax(syntax::Config::new().unicode(false).utf8(false))
-        .configure(meta::Config::new().utf8_empty(false))
-        .build(pattern)
-        .ok()
-}
-
 /// A lookahead without groups whose body is plain.
 fn edge(expr: &Expr) -> Option<Edge> {
     let Expr::LookAround(body, kind) = expr else {
@@ -190,7 +154,7 @@ fn edge(expr: &Expr) -> Option<Edge> {
     let test = match text.as_str() {
         r"^|\b|\W" | r"^|\b|(?i:\W)" => EdgeTest::WordBegin,
         r"\b|\W|$" | r"\b|(?i:\W)|$" => EdgeTest::WordEnd,
-        _ => EdgeTest::Regex(build(&text)?),
+        _ => EdgeTest::Regex(build_plain(&text)?),
     };
     Some(Edge { test, negated })
 }
@@ -228,7 +192,7 @@ impl FastTemplate {
             .map(edge)
             .collect::<Option<Vec<_>>>()?;
         let text = render(&middle);
-        let regex = build(&text)?;
+        let regex = build_plain(&text)?;
         if regex.captures_len() != groups {
             return None;
         }

@@ -5,6 +5,10 @@
 
 use std::sync::OnceLock;
 
+use fancy_regex::Expr;
+use regex_automata::meta;
+use regex_automata::util::syntax;
+
 /// Builds a regex from a pattern, limited to ASCII (`true`) or with full Unicode classes. An
 /// ASCII build must fail for a pattern that is not `ascii_safe`.
 pub type Build<P, R> = fn(&P, bool) -> Result<R, String>;
@@ -36,6 +40,48 @@ pub fn ascii_safe(pattern: &str) -> bool {
         }
     }
     true
+}
+
+/// Whether a fancy-regex expression uses only what the regex crate runs as it is (no
+/// lookaround, backreference, atomic group or conditional): such a part can be rendered and
+/// searched by regex-automata with the same results.
+pub fn is_plain(expr: &Expr) -> bool {
+    let plain = |e: &Expr| {
+        matches!(
+            e,
+            Expr::Empty
+                | Expr::Any { .. }
+                | Expr::Assertion(_)
+                | Expr::Literal { .. }
+                | Expr::Concat(_)
+                | Expr::Alt(_)
+                | Expr::Group(_)
+                | Expr::Repeat { .. }
+                | Expr::Delegate { .. }
+        )
+    };
+    plain(expr) && !expr.has_descendant(|e| !plain(e))
+}
+
+/// A plain expression (see [`is_plain`]) as regex crate syntax; groups become unnamed and
+/// keep their numbers.
+pub fn render(expr: &Expr) -> String {
+    let mut out = String::new();
+    expr.to_str(&mut out, 0);
+    out
+}
+
+/// The ASCII build of a rendered plain pattern, with captures, leftmost-first; None when it
+/// is not `ascii_safe` or does not compile.
+pub fn build_plain(pattern: &str) -> Option<meta::Regex> {
+    if !ascii_safe(pattern) {
+        return None;
+    }
+    meta::Regex::builder()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .configure(meta::Config::new().utf8_empty(false))
+        .build(pattern)
+        .ok()
 }
 
 /// A regex in its ASCII build and (on demand) its Unicode build.

@@ -5,6 +5,9 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::OnceLock;
 
+use fancy_regex::{Assertion, Expr};
+use regex_automata::{meta, Anchored, Input};
+
 use super::ascii::{self, AsciiFirst};
 use super::data::{GroupName, Groups};
 
@@ -424,6 +427,70 @@ pub struct FilterRegex {
     /// For a prefregex `P(?P<content>.+)$` searched in single-line buffers: `P` alone (see
     /// `search_split`).
     head: Option<AsciiFirst<str, fancy_regex::Regex>>,
+    /// Built on first use (see `LiteralHead`).
+    literal_head: OnceLock<Option<LiteralHead>>,
+}
+
+/// A regex `\A` + literal + plain rest, searched on ASCII text as "starts with the literal,
+/// then the rest anchored after it": the capture engine only walks the rest. The groups are
+/// all in the rest, so their numbers and spans are the whole regex's.
+#[derive(Debug, Clone)]
+struct LiteralHead {
+    literal: String,
+    rest: meta::Regex,
+}
+
+/// Shortest literal worth splitting off.
+const MIN_LITERAL_HEAD: usize = 4;
+
+impl LiteralHead {
+    fn new(translated: &str, groups: usize) -> Option<LiteralHead> {
+        let tree = Expr::parse_tree(translated).ok()?;
+        let Expr::Concat(items) = tree.expr else {
+            return None;
+        };
+        if !matches!(items.first(), Some(Expr::Assertion(Assertion::StartText))) {
+            return None;
+        }
+        let mut literal = String::new();
+        let mut next = 1;
+        while let Some(Expr::Literal { val, casei: false }) = items.get(next) {
+            literal.push_str(val);
+            next += 1;
+        }
+        let rest = Expr::Concat(items[next..].to_vec());
+        if literal.len() < MIN_LITERAL_HEAD || !literal.is_ascii() || !ascii::is_plain(&rest) {
+            return None;
+        }
+        let rest = ascii::build_plain(&ascii::render(&rest))?;
+        (rest.captures_len() == groups).then_some(LiteralHead { literal, rest })
+    }
+
+    /// The whole regex's match on ASCII `text` (it can only start at 0).
+    fn search(&self, text: &str, names: &[(usize, GroupName)]) -> Option<RegexMatch> {
+        if !text.starts_with(&self.literal) {
+            return None;
+        }
+        let input = Input::new(text)
+            .range(self.literal.len()..)
+            .anchored(Anchored::Yes);
+        let mut slots = vec![None; self.rest.group_info().slot_len()];
+        self.rest.search_slots(&input, &mut slots)?;
+        let span = |group: usize| match (slots.get(2 * group)?, slots.get(2 * group + 1)?) {
+            (Some(s), Some(e)) => Some((s.get(), e.get())),
+            _ => None,
+        };
+        let (_, end) = span(0)?;
+        let groups = names
+            .iter()
+            .map(|(i, n)| (n.clone(), span(*i).map(|(s, e)| text[s..e].to_string())))
+            .collect();
+        Some(RegexMatch {
+            start: 0,
+            end,
+            groups,
+        })
+    }
 }
 
 /// Compile a translated pattern, limited to ASCII or with full Unicode classes.
@@ -494,6 +561,7 @@ impl FilterRegex {
             regex,
             names,
             head: None,
+            literal_head: OnceLock::new(),
         })
     }
 
@@ -592,6 +660,15 @@ impl FilterRegex {
         if let Some(found) = self.head.as_ref().and_then(|h| self.search_split(h, text)) {
             return found;
         }
+        if text.is_ascii() {
+            let literal_head = self.literal_head.get_or_init(|| {
+                let groups = self.regex.any()?.captures_len();
+                LiteralHead::new(&self.translated, groups)
+            });
+            if let Some(literal_head) = literal_head {
+                return literal_head.search(text, &self.names);
+            }
+        }
         let caps = self.regex.for_text(text)?.captures(text).ok()??;
         let whole = caps.get(0)?;
         let groups = self
@@ -613,6 +690,84 @@ mod tests {
 
     fn single(p: &str) -> FilterRegex {
         FilterRegex::new(p, "warn", Anchors::SingleLineBuffer).expect("test regex compiles")
+    }
+
+    #[test]
+    fn literal_head_search_keeps_whole_regex_results() {
+        let patterns = [
+            "^ SMTP Spam attack detected from <HOST>,",
+            r"^ Attempt to deliver to unknown recipient \S+, from \S+, IP address <HOST>$",
+            r"^ Client with IP address <HOST> has no reverse DNS entry, connection rejected before SMTP greeting$",
+            r"^Failed (?:password|publickey) for (?P<user>\S+) from <HOST>(?: port \d+)?",
+            r"^User (?P<user>\S*)x? unknown\b",
+            r"^abcd(?P<rest>.*)$",
+            r"^abcd(?=x)",
+        ];
+        let texts = [
+            " SMTP Spam attack detected from 192.0.2.1, client closed\n",
+            " SMTP Spam attack detected from 2001:db8::1, x\n",
+            " SMTP Spam attack detected from host.example.org,\n",
+            " SMTP Spam attack detected from [2001:db8::1],\n",
+            " SMTP Spam attack detected from ,\n",
+            " SMTP Spam attack detected from 192.0.2.1\n",
+            " SMTP Spam attack detected",
+            " Attempt to deliver to unknown recipient a@b, from c@d, IP address 192.0.2.7\n",
+            " Attempt to deliver to unknown recipient a@b, from c@d, IP address 192.0.2.7 x\n",
+            " Client with IP address 10.0.0.1 has no reverse DNS entry, connection rejected before SMTP greeting\n",
+            "Failed password for root from 192.0.2.9 port 22 ssh2\n",
+            "Failed publickey for  from ::1\n",
+            "Failed password for root from é\n",
+            "User bobx unknown\n",
+            "User  unknown!\n",
+            "abcd\n",
+            "abcdx\n",
+            "abc\n",
+            "xabcd\n",
+            "\n",
+            "",
+        ];
+        for pattern in patterns {
+            let regex = single(pattern);
+            let fancy = regex.regex.any().expect("ascii build");
+            let groups = fancy.captures_len();
+            let literal_head = LiteralHead::new(&regex.translated, groups);
+            if pattern.ends_with("(?=x)") {
+                assert!(literal_head.is_none(), "lookahead rest is not plain");
+                continue;
+            }
+            let literal_head = literal_head.unwrap_or_else(|| panic!("{pattern} splits"));
+            for text in texts {
+                let exact = fancy.captures(text).ok().flatten().map(|c| {
+                    let whole = c.get(0).map(|m| (m.start(), m.end()));
+                    let groups: Vec<_> = regex
+                        .names
+                        .iter()
+                        .map(|(i, n)| (n.clone(), c.get(*i).map(|m| m.as_str().to_string())))
+                        .collect();
+                    (whole, groups)
+                });
+                let fast = literal_head
+                    .search(text, &regex.names)
+                    .map(|m| (Some((m.start, m.end)), m.groups));
+                assert_eq!(fast, exact, "{pattern} on {text:?}");
+                assert_eq!(regex.search(text), regex_search_exact(&regex, text));
+            }
+        }
+    }
+
+    /// `search` through the whole fancy regex only.
+    fn regex_search_exact(regex: &FilterRegex, text: &str) -> Option<RegexMatch> {
+        let caps = regex.regex.for_text(text)?.captures(text).ok()??;
+        let whole = caps.get(0)?;
+        Some(RegexMatch {
+            start: whole.start(),
+            end: whole.end(),
+            groups: regex
+                .names
+                .iter()
+                .map(|(i, n)| (n.clone(), caps.get(*i).map(|m| m.as_str().to_string())))
+                .collect(),
+        })
     }
 
     #[test]
