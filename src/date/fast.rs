@@ -4,7 +4,9 @@
 //! group spans come from a split plan (fields followed by bytes they cannot contain, as in
 //! `[%d/%b/%Y %H:%M:%S]`) or, for other shapes, from the previous line when the matched text
 //! and its neighbour bytes are the same. Only ASCII text takes this path; anything it cannot
-//! decide goes back to the exact regex.
+//! decide goes back to the exact regex. (One difference by design: where the exact regex
+//! would give up at its backtrack limit on a hostile line, the DFA still answers, as Python
+//! would.)
 
 use fancy_regex::{Expr, LookAround};
 use regex_automata::util::syntax;
@@ -230,8 +232,9 @@ impl FastTemplate {
         let mut spans = Spans::new();
         spans.set(0, (at, end));
         if let Some(plan) = &self.plan {
-            if run_plan(plan, text.as_bytes(), at, end, &mut spans) {
-                return Found::Match(spans);
+            let mut planned = spans;
+            if run_plan(plan, text.as_bytes(), at, end, &mut planned) {
+                return Found::Match(planned);
             }
         }
         self.memo_spans(text, at, end, memo, spans)
@@ -255,6 +258,8 @@ impl FastTemplate {
         key.push(u8::from(end == bytes.len()));
         key.push(bytes.get(end).copied().unwrap_or(0));
         key.extend_from_slice(&bytes[at..end]);
+        // The address identifies the template: it lives in the template's shared cell for
+        // as long as the detector (which owns the memo) holds the template.
         let me = self as *const FastTemplate as usize;
         if memo.template == me && memo.key == *key {
             if let Some(relative) = memo.spans {

@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use fancy_regex::Expr;
+use fancy_regex::{Assertion, Expr};
 use regex_automata::meta;
 use regex_automata::util::syntax;
 
@@ -43,22 +43,33 @@ pub fn ascii_safe(pattern: &str) -> bool {
 }
 
 /// Whether a fancy-regex expression uses only what the regex crate runs as it is (no
-/// lookaround, backreference, atomic group or conditional): such a part can be rendered and
-/// searched by regex-automata with the same results.
+/// lookaround, backreference, atomic group or conditional, only the common assertions) and
+/// repeats no capture group except with `?`: such a part can be rendered and searched by
+/// regex-automata with the same groups. (The engines differ on the groups of repeated
+/// iterations, e.g. the empty last one of `(a?)*`, and fancy-regex rewrites some nested
+/// repeats of groups.)
 pub fn is_plain(expr: &Expr) -> bool {
-    let plain = |e: &Expr| {
-        matches!(
-            e,
-            Expr::Empty
-                | Expr::Any { .. }
-                | Expr::Assertion(_)
-                | Expr::Literal { .. }
-                | Expr::Concat(_)
-                | Expr::Alt(_)
-                | Expr::Group(_)
-                | Expr::Repeat { .. }
-                | Expr::Delegate { .. }
-        )
+    let plain = |e: &Expr| match e {
+        Expr::Assertion(a) => matches!(
+            a,
+            Assertion::StartText
+                | Assertion::EndText
+                | Assertion::StartLine { .. }
+                | Assertion::EndLine { .. }
+                | Assertion::WordBoundary
+                | Assertion::NotWordBoundary
+        ),
+        Expr::Repeat { child, lo, hi, .. } => {
+            (*lo == 0 && *hi == 1) || !child.has_descendant_or_self(|c| matches!(c, Expr::Group(_)))
+        }
+        Expr::Empty
+        | Expr::Any { .. }
+        | Expr::Literal { .. }
+        | Expr::Concat(_)
+        | Expr::Alt(_)
+        | Expr::Group(_)
+        | Expr::Delegate { .. } => true,
+        _ => false,
     };
     plain(expr) && !expr.has_descendant(|e| !plain(e))
 }
