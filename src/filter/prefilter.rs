@@ -13,6 +13,7 @@ use regex_automata::util::syntax;
 use regex_automata::{meta, Input, MatchKind, PatternID, PatternSet};
 
 use super::ascii::{self, AsciiFirst};
+use super::regex::split_literal_head;
 
 /// Which failregexes may match, as the prefilter's answer for one line.
 pub struct Candidates {
@@ -50,6 +51,10 @@ enum Shape {
 
 /// The compiled prefilter of a single-line filter.
 pub struct Prefilter {
+    /// When every failregex starts with `\A` and a literal and no ignoreregex is pre-checked:
+    /// the literals, compared instead of running the set (a failregex whose literal starts
+    /// the buffer "may match", the others cannot).
+    literals: Option<Vec<String>>,
     shape: Shape,
     /// Failregex patterns `0..n`; then, when ignoreregexes are checked before the
     /// failregexes, those (whole-buffer patterns) in Combined shape.
@@ -124,7 +129,15 @@ impl Prefilter {
             }
             Shape::TwoStage => None,
         };
+        let literals = match (&shape, prefregex) {
+            (Shape::Combined, None) if patterns.len() == failregexes.len() => failregexes
+                .iter()
+                .map(|p| split_literal_head(p).map(|(literal, _)| literal))
+                .collect(),
+            _ => None,
+        };
         Some(Prefilter {
+            literals,
             shape,
             set: PatternDfa::new(patterns.into(), build_set).ok()?,
             ignore_set,
@@ -139,6 +152,15 @@ impl Prefilter {
     /// Candidates for `text` (the whole buffer in Combined shape, the prefregex content plus
     /// `\n` in TwoStage shape).
     pub fn candidates(&self, text: &str) -> Candidates {
+        if let Some(literals) = &self.literals {
+            let mut set = PatternSet::new(literals.len());
+            for (i, literal) in literals.iter().enumerate() {
+                if text.starts_with(literal.as_str()) {
+                    set.insert(PatternID::new_unchecked(i));
+                }
+            }
+            return Candidates { set: Some(set) };
+        }
         let set = self.set.for_text(text).map(|dfa| {
             let mut set = PatternSet::new(dfa.pattern_len());
             dfa.which_overlapping_matches(&Input::new(text), &mut set);

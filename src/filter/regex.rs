@@ -443,23 +443,29 @@ struct LiteralHead {
 /// Shortest literal worth splitting off.
 const MIN_LITERAL_HEAD: usize = 4;
 
+/// A translated pattern as `\A` + case-sensitive literal + the rest, when it starts so with
+/// a literal of at least `MIN_LITERAL_HEAD` bytes.
+pub fn split_literal_head(translated: &str) -> Option<(String, Expr)> {
+    let tree = Expr::parse_tree(translated).ok()?;
+    let Expr::Concat(items) = tree.expr else {
+        return None;
+    };
+    if !matches!(items.first(), Some(Expr::Assertion(Assertion::StartText))) {
+        return None;
+    }
+    let mut literal = String::new();
+    let mut next = 1;
+    while let Some(Expr::Literal { val, casei: false }) = items.get(next) {
+        literal.push_str(val);
+        next += 1;
+    }
+    (literal.len() >= MIN_LITERAL_HEAD).then(|| (literal, Expr::Concat(items[next..].to_vec())))
+}
+
 impl LiteralHead {
     fn new(translated: &str, groups: usize) -> Option<LiteralHead> {
-        let tree = Expr::parse_tree(translated).ok()?;
-        let Expr::Concat(items) = tree.expr else {
-            return None;
-        };
-        if !matches!(items.first(), Some(Expr::Assertion(Assertion::StartText))) {
-            return None;
-        }
-        let mut literal = String::new();
-        let mut next = 1;
-        while let Some(Expr::Literal { val, casei: false }) = items.get(next) {
-            literal.push_str(val);
-            next += 1;
-        }
-        let rest = Expr::Concat(items[next..].to_vec());
-        if literal.len() < MIN_LITERAL_HEAD || !literal.is_ascii() || !ascii::is_plain(&rest) {
+        let (literal, rest) = split_literal_head(translated)?;
+        if !literal.is_ascii() || !ascii::is_plain(&rest) {
             return None;
         }
         let rest = ascii::build_plain(&ascii::render(&rest))?;
