@@ -127,13 +127,44 @@ struct Conversion {
     now: f64,
     key: Vec<u8>,
     result: Converted,
+    /// For a key without the seconds (see `minute_seconds`): the time of second 0 of that
+    /// minute, when every second of it converts to it plus the seconds.
+    minute_start: Option<(f64, bool)>,
+}
+
+/// The seconds of a date whose time is the start of its minute plus the seconds: the
+/// template captured a year, a month and a day (no date assumed from "now", which could
+/// flip within the minute) and seconds 0..=59. None otherwise.
+fn minute_seconds(fields: &[(template::Field, usize)], caps: &Groups<'_>) -> Option<i64> {
+    use template::Field;
+    let captured = |wanted: &[Field]| {
+        fields
+            .iter()
+            .any(|&(f, i)| wanted.contains(&f) && caps.text(i).is_some())
+    };
+    let dated = captured(&[Field::Year, Field::Year2])
+        && captured(&[Field::Month, Field::MonthAbbr, Field::MonthName])
+        && captured(&[Field::Day]);
+    let &(_, group) = fields.iter().find(|(f, _)| *f == Field::Second)?;
+    let seconds = convert::int(caps.text(group)?)?;
+    (dated && (0..60).contains(&seconds)).then_some(seconds)
 }
 
 /// `key` := the captured texts of `fields`, each length-prefixed (a missing group has the
-/// length `usize::MAX`), so that different captures never give the same key.
-fn conversion_key(key: &mut Vec<u8>, fields: &[(template::Field, usize)], caps: &Groups<'_>) {
+/// length `usize::MAX`), so that different captures never give the same key; without the
+/// seconds (and marked so) when `skip_seconds`.
+fn conversion_key(
+    key: &mut Vec<u8>,
+    fields: &[(template::Field, usize)],
+    caps: &Groups<'_>,
+    skip_seconds: bool,
+) {
     key.clear();
-    for &(_, i) in fields {
+    key.push(u8::from(skip_seconds));
+    for &(field, i) in fields {
+        if skip_seconds && field == template::Field::Second {
+            continue;
+        }
         match caps.text(i) {
             Some(g) => {
                 key.extend_from_slice(&g.len().to_le_bytes());
@@ -533,10 +564,20 @@ impl DateDetector {
         let template = &self.entries[idx].template;
         match &template.kind {
             Kind::Pattern(fields) => {
-                conversion_key(&mut self.scratch_key, fields, &m.caps);
+                let seconds = minute_seconds(fields, &m.caps);
+                conversion_key(&mut self.scratch_key, fields, &m.caps, seconds.is_some());
                 if let Some(last) = &self.last_conversion {
                     if last.now == now && last.fields == *fields && last.key == self.scratch_key {
-                        return last.result.clone();
+                        match (seconds, last.minute_start) {
+                            (None, _) => return last.result.clone(),
+                            (Some(s), Some((start, zoned))) => {
+                                return Converted::Time {
+                                    secs: start + s as f64,
+                                    zoned,
+                                }
+                            }
+                            (Some(_), None) => {}
+                        }
                     }
                 }
                 let ctx = Context {
@@ -546,6 +587,18 @@ impl DateDetector {
                 };
                 let values = fields.iter().map(|&(f, i)| (f, m.caps.text(i)));
                 let result = convert::fields_to_time(values, &ctx);
+                let minute_start = match (&result, seconds) {
+                    (&Converted::Time { secs, zoned }, Some(s)) => {
+                        let start = secs - s as f64;
+                        // Same offset at both ends of the minute: no zone change inside
+                        // it (the next line of the minute is read on the same side of an
+                        // autumn overlap, as mktime's guess would).
+                        let offset =
+                            |t: f64| self.zone.utc_to_local(t).and_utc().timestamp() as f64 - t;
+                        (zoned || offset(start) == offset(start + 59.0)).then_some((start, zoned))
+                    }
+                    _ => None,
+                };
                 // Reuse the memo's buffers: no allocation per line once it exists.
                 match &mut self.last_conversion {
                     Some(last) => {
@@ -553,6 +606,7 @@ impl DateDetector {
                         last.now = now;
                         std::mem::swap(&mut last.key, &mut self.scratch_key);
                         last.result = result.clone();
+                        last.minute_start = minute_start;
                     }
                     None => {
                         self.last_conversion = Some(Conversion {
@@ -560,6 +614,7 @@ impl DateDetector {
                             now,
                             key: std::mem::take(&mut self.scratch_key),
                             result: result.clone(),
+                            minute_start,
                         });
                     }
                 }

@@ -585,3 +585,48 @@ fn fast_forms_find_what_the_exact_regexes_find() {
     assert!(fast_forms >= 30, "{fast_forms} fast forms");
     assert!(matched > 1000, "{matched} matches of {decided} decided");
 }
+
+#[test]
+fn minute_memo_gives_what_a_full_conversion_gives() {
+    let mut lines = Vec::new();
+    // Ordinary minutes, the spring gap and the autumn overlap of CET/CEST (2025-03-30 and
+    // 2025-10-26, 02:00-02:59 local), leap seconds and a minute change mid-run.
+    for (day, hour, minute) in [
+        ("01/Mar/2025", 0, 0),
+        ("30/Mar/2025", 1, 59),
+        ("30/Mar/2025", 2, 30),
+        ("30/Mar/2025", 3, 0),
+        ("26/Oct/2025", 2, 30),
+        ("26/Oct/2025", 2, 59),
+        ("26/Oct/2025", 3, 0),
+        ("31/Dec/2025", 23, 59),
+    ] {
+        for second in [0, 1, 7, 30, 58, 59, 60, 61, 3, 59] {
+            lines.push(format!("[{day} {hour:02}:{minute:02}:{second:02}] x"));
+        }
+    }
+    let mut zoned = Vec::new();
+    for second in [0, 5, 59, 60, 10] {
+        zoned.push(format!("2025-10-26 02:30:{second:02} +0100 x"));
+        zoned.push(format!("2025-10-26 02:30:{second:02} +0200 x"));
+    }
+    for (pattern, lines) in [
+        (r"^\[%d/%b/%Y %H:%M:%S\]", &lines),
+        (r"^%Y-%m-%d %H:%M:%S %z", &zoned),
+    ] {
+        let mut sequential = detector(Some(pattern), None);
+        for line in lines.iter() {
+            // The same state without the memo: a full conversion.
+            let mut full = sequential.clone();
+            full.last_conversion = None;
+            let want = full.find(line, NOW).map(|m| (m.time, m.zoned));
+            let got = sequential.find(line, NOW).map(|m| (m.time, m.zoned));
+            assert_eq!(got, want, "{pattern}: {line}");
+            assert_eq!(
+                sequential.zone.guess_offset(),
+                full.zone.guess_offset(),
+                "mktime guess after {line}"
+            );
+        }
+    }
+}

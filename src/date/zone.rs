@@ -153,6 +153,12 @@ impl LocalZone {
     }
 
     /// Local naive time of epoch seconds `ts` (fractions kept).
+    /// The mktime guess state (for tests comparing two paths of a conversion).
+    #[cfg(test)]
+    pub(super) fn guess_offset(&self) -> i64 {
+        self.last_offset.get()
+    }
+
     pub fn utc_to_local(&self, ts: f64) -> NaiveDateTime {
         let whole = ts.floor();
         let nanos = ((ts - whole) * 1e9) as u32;
