@@ -226,6 +226,9 @@ pub(crate) struct Context<'a> {
     pub now_local: NaiveDateTime,
     /// `logtimezone` offset in minutes, applied when the line has no zone.
     pub default_offset: Option<i64>,
+    /// Out: the local wall time (as epoch-like seconds) the zone was asked to convert,
+    /// when it was (the minute memo checks that it reads back).
+    pub wall: std::cell::Cell<Option<i64>>,
 }
 
 /// `reGroupDictStrptime`: `fields` in pattern order, with the captured text (None = group
@@ -372,7 +375,10 @@ pub(crate) fn fields_to_time<'t>(
             zoned: true,
         },
         None => match ctx.zone.local_to_utc(result) {
-            Some(secs) => Converted::Time { secs, zoned: false },
+            Some(secs) => {
+                ctx.wall.set(Some(result.and_utc().timestamp()));
+                Converted::Time { secs, zoned: false }
+            }
             None => Converted::Invalid,
         },
     }

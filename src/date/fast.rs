@@ -13,7 +13,7 @@ use regex_automata::util::syntax;
 use regex_automata::{meta, Anchored, Input};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
-use crate::filter::ascii::{build_plain, is_plain, render};
+use crate::filter::ascii::{build_plain, is_plain, render, unoptimized_tree};
 
 /// Groups (group 0 included) a template may have to take this path.
 pub(crate) const MAX_GROUPS: usize = 16;
@@ -169,8 +169,7 @@ impl FastTemplate {
         if groups > MAX_GROUPS {
             return None;
         }
-        let tree = Expr::parse_tree(pattern).ok()?;
-        let items = match tree.expr {
+        let items = match unoptimized_tree(pattern)? {
             Expr::Concat(items) => items,
             other => vec![other],
         };

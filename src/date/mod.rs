@@ -584,18 +584,25 @@ impl DateDetector {
                     zone: &self.zone,
                     now_local,
                     default_offset: self.default_offset,
+                    wall: std::cell::Cell::new(None),
                 };
                 let values = fields.iter().map(|&(f, i)| (f, m.caps.text(i)));
                 let result = convert::fields_to_time(values, &ctx);
                 let minute_start = match (&result, seconds) {
                     (&Converted::Time { secs, zoned }, Some(s)) => {
                         let start = secs - s as f64;
-                        // Same offset at both ends of the minute: no zone change inside
-                        // it (the next line of the minute is read on the same side of an
-                        // autumn overlap, as mktime's guess would).
+                        // The time reads back as the line's wall time (not a reading inside
+                        // a spring gap) with the offset that holds at both ends of the
+                        // minute: no zone change inside it, and the next line of the minute
+                        // is read on the same side of an autumn overlap, as mktime's guess
+                        // would.
                         let offset =
                             |t: f64| self.zone.utc_to_local(t).and_utc().timestamp() as f64 - t;
-                        (zoned || offset(start) == offset(start + 59.0)).then_some((start, zoned))
+                        let steady = ctx.wall.get().is_some_and(|wall| {
+                            let used = wall as f64 - secs;
+                            used == offset(start) && used == offset(start + 59.0)
+                        });
+                        (zoned || steady).then_some((start, zoned))
                     }
                     _ => None,
                 };

@@ -610,11 +610,22 @@ fn minute_memo_gives_what_a_full_conversion_gives() {
         zoned.push(format!("2025-10-26 02:30:{second:02} +0100 x"));
         zoned.push(format!("2025-10-26 02:30:{second:02} +0200 x"));
     }
-    for (pattern, lines) in [
-        (r"^\[%d/%b/%Y %H:%M:%S\]", &lines),
-        (r"^%Y-%m-%d %H:%M:%S %z", &zoned),
+    // A rule whose switches fall inside a minute (02:00:30 and 03:00:30 local): seconds of
+    // the spring gap are read with the standard offset, the rest of that minute with DST.
+    let mut odd = Vec::new();
+    for (day, hour) in [("30/Mar/2025", 2), ("30/Mar/2025", 3), ("26/Oct/2025", 2)] {
+        for second in [10, 40, 5, 59, 29, 30, 31, 0] {
+            odd.push(format!("[{day} {hour:02}:00:{second:02}] x"));
+        }
+    }
+    let odd_zone = "CET-1CEST,M3.5.0/2:00:30,M10.5.0/3:00:30";
+    for (pattern, lines, zone_rule) in [
+        (r"^\[%d/%b/%Y %H:%M:%S\]", &lines, TZ),
+        (r"^%Y-%m-%d %H:%M:%S %z", &zoned, TZ),
+        (r"^\[%d/%b/%Y %H:%M:%S\]", &odd, odd_zone),
     ] {
-        let mut sequential = detector(Some(pattern), None);
+        let zone = LocalZone::posix(zone_rule).unwrap();
+        let mut sequential = DateDetector::new(Some(pattern), None, zone).unwrap();
         for line in lines.iter() {
             // The same state without the memo: a full conversion.
             let mut full = sequential.clone();

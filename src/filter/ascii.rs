@@ -74,6 +74,20 @@ pub fn is_plain(expr: &Expr) -> bool {
     plain(expr) && !expr.has_descendant(|e| !plain(e))
 }
 
+/// The parse tree of `pattern` when fancy-regex's optimizer would leave it as it is. Its
+/// rewrites of ambiguous repeats (`x*(g)?x+` and the like) can change groups, so a tree it
+/// rewrites is not handed to regex-automata as parsed: the whole regex keeps deciding.
+/// (`internal::optimize` is fancy-regex's own pass, hence the exact version in Cargo.toml.)
+pub fn unoptimized_tree(pattern: &str) -> Option<Expr> {
+    let tree = Expr::parse_tree(pattern).ok()?;
+    let mut optimized = tree.clone();
+    let options = fancy_regex::internal::OptimizeOptions {
+        find_not_empty: true,
+    };
+    fancy_regex::internal::optimize(&mut optimized, options);
+    (optimized.expr == tree.expr).then_some(tree.expr)
+}
+
 /// A plain expression (see [`is_plain`]) as regex crate syntax; groups become unnamed and
 /// keep their numbers.
 pub fn render(expr: &Expr) -> String {

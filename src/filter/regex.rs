@@ -446,8 +446,7 @@ const MIN_LITERAL_HEAD: usize = 4;
 /// A translated pattern as `\A` + case-sensitive literal + the rest, when it starts so with
 /// a literal of at least `MIN_LITERAL_HEAD` bytes.
 pub fn split_literal_head(translated: &str) -> Option<(String, Expr)> {
-    let tree = Expr::parse_tree(translated).ok()?;
-    let Expr::Concat(items) = tree.expr else {
+    let Expr::Concat(items) = ascii::unoptimized_tree(translated)? else {
         return None;
     };
     if !matches!(items.first(), Some(Expr::Assertion(Assertion::StartText))) {
@@ -708,6 +707,9 @@ mod tests {
             r"^User (?P<user>\S*)x? unknown\b",
             r"^abcd(?P<rest>.*)$",
             r"^abcd(?=x)",
+            // fancy-regex's optimizer rewrites these (and changes their groups).
+            r"^user \w*(?P<sep>.)?\w+ from <HOST>",
+            r"^abcd(?P<x>a*b??a*)",
         ];
         let texts = [
             " SMTP Spam attack detected from 192.0.2.1, client closed\n",
@@ -739,6 +741,10 @@ mod tests {
             let literal_head = LiteralHead::new(&regex.translated, groups);
             if pattern.ends_with("(?=x)") {
                 assert!(literal_head.is_none(), "lookahead rest is not plain");
+                continue;
+            }
+            if pattern.contains("(?P<sep>") || pattern.contains("b??") {
+                assert!(literal_head.is_none(), "fancy-regex rewrites {pattern}");
                 continue;
             }
             let literal_head = literal_head.unwrap_or_else(|| panic!("{pattern} splits"));
