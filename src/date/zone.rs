@@ -152,13 +152,13 @@ impl LocalZone {
         Some(chosen as f64)
     }
 
-    /// Local naive time of epoch seconds `ts` (fractions kept).
     /// The mktime guess state (for tests comparing two paths of a conversion).
     #[cfg(test)]
     pub(super) fn guess_offset(&self) -> i64 {
         self.last_offset.get()
     }
 
+    /// Local naive time of epoch seconds `ts` (fractions kept).
     pub fn utc_to_local(&self, ts: f64) -> NaiveDateTime {
         let whole = ts.floor();
         let nanos = ((ts - whole) * 1e9) as u32;
