@@ -2,7 +2,7 @@
 # Start-up time of `ironban server` with JAILS (default 100) enabled jails, each on its own
 # (empty) log, over the upstream filters in turn: wall time from exec until the control
 # socket answers `ping`, RUNS times (default 5), median printed. Also prints the server's
-# RSS once all jails run.
+# RSS once all jails run. IRONBAN=path runs that binary instead of the release build.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -10,7 +10,7 @@ JAILS="${JAILS:-100}"
 RUNS="${RUNS:-5}"
 CONF="${CONF:-$repo/../shared/fail2ban-upstream/config}"
 (cd "$repo" && cargo build --release -q) || exit 1
-ironban="$repo/target/release/ironban"
+ironban="${IRONBAN:-$repo/target/release/ironban}"
 tree="$here/out/startup"
 . "$here/tree.sh"
 bench_tree "$tree" "$CONF"
