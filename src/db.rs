@@ -276,20 +276,30 @@ impl Db {
         })
     }
 
-    /// Groups the writes until [`Db::end_pass`] into one transaction, so a pass over a jail's
-    /// new lines commits its bans and read positions together and once (the methods that
-    /// write several rows use savepoints, which nest inside it).
+    /// Groups the writes until [`Db::end_pass`] into one transaction, so the bans of a pass
+    /// over a jail's new lines and its read positions are committed together and once (the
+    /// methods that write several rows use savepoints, which nest inside it). The engine
+    /// opens it only to write what the pass held back, never around action commands.
     pub fn begin_pass(&self) -> anyhow::Result<()> {
         if self.conn.is_autocommit() {
-            self.conn.execute_batch("BEGIN")?;
+            // IMMEDIATE: the write lock is taken (or waited for) now, so a read in the
+            // transaction cannot later fail on another connection's commit.
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
         }
         Ok(())
     }
 
-    /// Commits what was written since [`Db::begin_pass`].
+    /// Commits what was written since [`Db::begin_pass`]; when the commit fails, rolls
+    /// back rather than leave the transaction open for unrelated later writes.
     pub fn end_pass(&self) -> anyhow::Result<()> {
-        if !self.conn.is_autocommit() {
-            self.conn.execute_batch("COMMIT")?;
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        if let Err(err) = self.conn.execute_batch("COMMIT") {
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            return Err(err.into());
         }
         Ok(())
     }

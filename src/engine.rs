@@ -71,6 +71,8 @@ pub struct Engine {
     stop_requested: bool,
     report: Vec<String>,
     lines_since_cleanup: usize,
+    /// Bans of the pass at hand, stored with its read positions when it ends.
+    pending_bans: Vec<BanRecord>,
 }
 
 fn now() -> f64 {
@@ -158,6 +160,7 @@ impl Engine {
             stop_requested: false,
             report: Vec::new(),
             lines_since_cleanup: 0,
+            pending_bans: Vec::new(),
         };
         for jail_settings in settings.jails.into_iter().filter(|j| j.started) {
             let jail = build_jail(conf, jail_settings)?;
@@ -325,11 +328,6 @@ impl Engine {
 
     fn process_jail_logs(&mut self, index: usize) {
         let now = now();
-        if let Some(db) = &self.db {
-            if let Err(err) = db.begin_pass() {
-                log::error(&format!("database: cannot start a transaction: {err}"));
-            }
-        }
         let encoding =
             Encoding::from_name(&self.jails[index].settings.logencoding).unwrap_or(Encoding::Utf8);
         // Successes first: a login seen in the same pass must protect its address.
@@ -364,19 +362,47 @@ impl Engine {
             for line in &lines {
                 self.process_line(index, line, now);
             }
-            self.save_position(index, source_index);
         }
-        if let Some(db) = &self.db {
-            if let Err(err) = db.end_pass() {
-                log::error(&format!("database: cannot commit: {err}"));
-            }
-        }
+        self.store_pass(Some(index));
         self.jails[index].in_operation = true;
         self.lines_since_cleanup += lines.len();
         if self.lines_since_cleanup >= 100 {
             self.lines_since_cleanup = 0;
             for jail in &mut self.jails {
                 jail.fails.cleanup(now);
+            }
+        }
+    }
+
+    /// Writes the bans held back since the last store and, with `positions_of`, that jail's
+    /// read positions, in one short transaction: bans and positions land together, and the
+    /// database is not locked while actions run.
+    fn store_pass(&mut self, positions_of: Option<usize>) {
+        let pending = std::mem::take(&mut self.pending_bans);
+        if let Some(db) = &mut self.db {
+            if let Err(err) = db.begin_pass() {
+                log::error(&format!("database: cannot start a transaction: {err}"));
+            }
+            for record in &pending {
+                if let Err(err) = db.add_ban(record) {
+                    log::error(&format!(
+                        "[{}] cannot store ban of {}: {err}",
+                        record.jail, record.id
+                    ));
+                }
+            }
+        }
+        if let Some(index) = positions_of {
+            for source_index in 0..self.jails[index].sources.len() {
+                self.save_position(index, source_index);
+            }
+        }
+        if let Some(db) = &self.db {
+            if let Err(err) = db.end_pass() {
+                let ids: Vec<&str> = pending.iter().map(|r| r.id.as_str()).collect();
+                log::error(&format!(
+                    "database: cannot commit the bans of {ids:?} and read positions: {err}"
+                ));
             }
         }
     }
@@ -489,6 +515,10 @@ impl Engine {
 
     /// Ban a ticket in jail `index`: increment, ban list, actions, database.
     fn ban(&mut self, index: usize, mut ticket: Ticket, now: f64) {
+        if self.jails[index].increment.is_some() && !self.pending_bans.is_empty() {
+            // The ban history must include this pass's bans.
+            self.store_pass(None);
+        }
         let jail = &mut self.jails[index];
         let name = jail.settings.name.clone();
         if let (Some(increment), Some(db)) = (&jail.increment, &self.db) {
@@ -538,24 +568,15 @@ impl Engine {
                     }
                 }
                 emit(&name, jail.actions.take_messages());
-                if let Some(db) = &mut self.db {
+                if self.db.is_some() {
+                    // Stored with the pass's read positions when the pass ends.
                     let ban_time = ticket.ban_time.unwrap_or(jail.ban_time);
-                    let record = BanRecord::from_ticket(
+                    self.pending_bans.push(BanRecord::from_ticket(
                         &name,
                         &ticket,
                         ban_time,
                         usize::try_from(self.global.dbmaxmatches).unwrap_or(0),
-                    );
-                    if let Err(err) = db.add_ban(&record) {
-                        log::error(&format!(
-                            "[{name}] cannot store ban of {}: {err}",
-                            ticket.id
-                        ));
-                    }
-                }
-                // A ban is a good moment to persist how far the logs were read.
-                for source_index in 0..self.jails[index].sources.len() {
-                    self.save_position(index, source_index);
+                    ));
                 }
             }
             BanOutcome::Expired => {
@@ -637,6 +658,7 @@ impl Engine {
         let mut ticket = Ticket::new(id, now);
         ticket.failures = 0;
         self.ban(index, ticket, now);
+        self.store_pass(None);
         self.jails[index].bans.total_banned > before
     }
 
