@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -424,33 +424,6 @@ fn signal_group(pgid: i32, signal: i32) {
     }
 }
 
-/// An anonymous in-memory file for a command's stdout or stderr: the command (and anything
-/// it leaves running in the background) writes there without a reader thread, and whatever
-/// it wrote by its exit is read back afterwards. `None` if the kernel has no memfd.
-fn output_file() -> Option<File> {
-    // SAFETY: plain syscall with a static NUL-terminated name; the fd is ours on success.
-    let fd = unsafe { libc::memfd_create(c"ironban-output".as_ptr(), libc::MFD_CLOEXEC) };
-    // SAFETY: a non-negative result is a fresh descriptor nobody else owns.
-    (fd >= 0).then(|| unsafe { File::from_raw_fd(fd) })
-}
-
-fn read_output(file: Option<File>) -> String {
-    let Some(mut file) = file else {
-        return String::new();
-    };
-    let mut bytes = Vec::new();
-    let _ = file
-        .seek(SeekFrom::Start(0))
-        .and_then(|_| file.read_to_end(&mut bytes));
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-fn output_stdio(file: &Option<File>) -> Stdio {
-    file.as_ref()
-        .and_then(|f| f.try_clone().ok())
-        .map_or_else(Stdio::null, Stdio::from)
-}
-
 /// A descriptor that becomes readable when `child` exits (`pidfd_open`), so the wait is one
 /// `poll` instead of a sleep loop; `None` on kernels without it.
 fn exit_notifier(child: &Child) -> Option<OwnedFd> {
@@ -462,15 +435,84 @@ fn exit_notifier(child: &Child) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Waits until `child` exits (`Ok(Some)`) or `deadline` passes (`Ok(None)`); `Err` when the
-/// child cannot be waited for.
-fn wait_until(child: &mut Child, deadline: Instant) -> Result<Option<ExitStatus>, ()> {
+/// Most output kept per stream; the rest is read and dropped so the command never blocks.
+const MAX_OUTPUT: usize = 1 << 20;
+
+/// A command's stdout or stderr pipe, read without blocking as data arrives.
+struct OutputPipe {
+    pipe: Option<File>,
+    bytes: Vec<u8>,
+}
+
+impl OutputPipe {
+    fn new(pipe: Option<OwnedFd>) -> OutputPipe {
+        let pipe = pipe.map(File::from);
+        if let Some(pipe) = &pipe {
+            let fd = pipe.as_raw_fd();
+            // SAFETY: fcntl on a descriptor we own; only the status flags change.
+            unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+            }
+        }
+        OutputPipe {
+            pipe,
+            bytes: Vec::new(),
+        }
+    }
+
+    /// Reads what is there now; closes the pipe at end of file.
+    fn drain(&mut self) {
+        let Some(pipe) = &mut self.pipe else { return };
+        let mut chunk = [0u8; 8192];
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) => {
+                    self.pipe = None;
+                    return;
+                }
+                Ok(n) => {
+                    let room = MAX_OUTPUT.saturating_sub(self.bytes.len());
+                    self.bytes.extend_from_slice(&chunk[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn poll_fd(&self) -> Option<libc::pollfd> {
+        self.pipe.as_ref().map(|pipe| libc::pollfd {
+            fd: pipe.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// Waits until `child` exits (`Ok(Some)`) or `deadline` passes (`Ok(None)`), reading its
+/// output meanwhile; `Err` when the child cannot be waited for. One `poll` covers the
+/// pidfd and both pipes. What the command wrote by its exit is read then, without waiting
+/// for a background process that keeps the pipes open.
+fn wait_until(
+    child: &mut Child,
+    deadline: Instant,
+    outputs: &mut [OutputPipe; 2],
+) -> Result<Option<ExitStatus>, ()> {
     let notifier = exit_notifier(child);
     // Without a pidfd: short commands finish in about a millisecond, poll fast then back off.
     let mut pause = Duration::from_micros(100);
     loop {
+        outputs.iter_mut().for_each(OutputPipe::drain);
         match child.try_wait() {
-            Ok(Some(status)) => return Ok(Some(status)),
+            Ok(Some(status)) => {
+                outputs.iter_mut().for_each(OutputPipe::drain);
+                return Ok(Some(status));
+            }
             Ok(None) => {}
             Err(_) => return Err(()),
         }
@@ -478,22 +520,26 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Result<Option<ExitStatus>
         if left.is_zero() {
             return Ok(None);
         }
-        match &notifier {
+        let mut fds: Vec<libc::pollfd> = outputs.iter().filter_map(OutputPipe::poll_fd).collect();
+        let wait = match &notifier {
             Some(fd) => {
-                let mut poll_fd = libc::pollfd {
+                fds.push(libc::pollfd {
                     fd: fd.as_raw_fd(),
                     events: libc::POLLIN,
                     revents: 0,
-                };
-                let millis = i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX);
-                // SAFETY: one valid pollfd for the duration of the call.
-                unsafe { libc::poll(&mut poll_fd, 1, millis) };
+                });
+                left
             }
             None => {
-                std::thread::sleep(pause.min(left));
+                let wait = pause.min(left);
                 pause = (pause * 2).min(Duration::from_millis(10));
+                wait
             }
-        }
+        };
+        let millis = i32::try_from(wait.as_millis() + 1).unwrap_or(i32::MAX);
+        let count = libc::nfds_t::try_from(fds.len()).unwrap_or(0);
+        // SAFETY: `fds` holds `count` valid pollfds for the duration of the call.
+        unsafe { libc::poll(fds.as_mut_ptr(), count, millis) };
     }
 }
 
@@ -501,20 +547,16 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Result<Option<ExitStatus>
 /// commands; after `timeout` the group gets SIGTERM, 0.2 s later SIGKILL.
 pub fn execute(command: &ShellCommand, timeout: Duration) -> CommandOutput {
     let _guard = command_lock().lock().unwrap_or_else(|e| e.into_inner());
-    let stdout = output_file();
-    let stderr = output_file();
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(&command.script)
         .args(&command.args)
         .stdin(Stdio::null())
-        .stdout(output_stdio(&stdout))
-        .stderr(output_stdio(&stderr));
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let spawned = cmd.spawn();
-    // The child holds its own copies of the output descriptors now.
-    drop(cmd);
-    let mut child = match spawned {
+    // Pipes, not files: a script may reopen /dev/stderr, which on a file would truncate it.
+    let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(err) => {
             return CommandOutput {
@@ -524,7 +566,11 @@ pub fn execute(command: &ShellCommand, timeout: Duration) -> CommandOutput {
         }
     };
     let pgid = i32::try_from(child.id()).unwrap_or(0);
-    let (status, timed_out) = match wait_until(&mut child, Instant::now() + timeout) {
+    let mut outputs = [
+        OutputPipe::new(child.stdout.take().map(OwnedFd::from)),
+        OutputPipe::new(child.stderr.take().map(OwnedFd::from)),
+    ];
+    let (status, timed_out) = match wait_until(&mut child, Instant::now() + timeout, &mut outputs) {
         Ok(Some(status)) => (Some(status), false),
         Ok(None) => {
             signal_group(pgid, libc::SIGTERM);
@@ -539,13 +585,14 @@ pub fn execute(command: &ShellCommand, timeout: Duration) -> CommandOutput {
         // Leftovers of the group must not outlive a timed-out command.
         signal_group(pgid, libc::SIGKILL);
     }
+    outputs.iter_mut().for_each(OutputPipe::drain);
     let exit_code = status.and_then(|s| s.code());
     CommandOutput {
         success: exit_code == Some(0),
         exit_code,
         timed_out,
-        stdout: read_output(stdout),
-        stderr: read_output(stderr),
+        stdout: outputs[0].text(),
+        stderr: outputs[1].text(),
         error: None,
     }
 }

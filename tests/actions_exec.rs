@@ -430,3 +430,13 @@ fn background_process_holding_the_output_does_not_delay_the_result() {
         started.elapsed()
     );
 }
+
+#[test]
+fn output_written_through_dev_stderr_is_kept_in_order() {
+    let output = execute(
+        &ShellCommand::plain("echo one >&2; echo two >/dev/stderr; echo three >&2".to_string()),
+        Duration::from_secs(10),
+    );
+    assert_eq!(output.exit_code, Some(0));
+    assert_eq!(output.stderr, "one\ntwo\nthree\n");
+}
