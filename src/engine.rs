@@ -379,7 +379,10 @@ impl Engine {
     /// database is not locked while actions run.
     fn store_pass(&mut self, positions_of: Option<usize>) {
         let pending = std::mem::take(&mut self.pending_bans);
-        if let Some(db) = &mut self.db {
+        // Without bans the positions are written as they are (each its own commit): no
+        // write lock is taken for a pass that found nothing.
+        let together = !pending.is_empty();
+        if let Some(db) = self.db.as_mut().filter(|_| together) {
             if let Err(err) = db.begin_pass() {
                 log::error(&format!("database: cannot start a transaction: {err}"));
             }
@@ -397,7 +400,7 @@ impl Engine {
                 self.save_position(index, source_index);
             }
         }
-        if let Some(db) = &self.db {
+        if let Some(db) = self.db.as_ref().filter(|_| together) {
             if let Err(err) = db.end_pass() {
                 let ids: Vec<&str> = pending.iter().map(|r| r.id.as_str()).collect();
                 log::error(&format!(
