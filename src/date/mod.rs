@@ -351,12 +351,9 @@ impl DateDetector {
             return None;
         }
         let text = &line[..endpos];
-        let regex = template.regex.for_text(text)?;
-        let fast = if text.is_ascii() {
-            template.fast()
-        } else {
-            None
-        };
+        let ascii = text.is_ascii();
+        let regex = template.regex.for_ascii(ascii)?;
+        let fast = if ascii { template.fast() } else { None };
         let memo = &mut self.fast_memo;
         // The template's match anchored at `at`: its fast form decides when it can. A regex
         // runtime error (backtrack limit on hostile input) counts as no match.

@@ -154,7 +154,12 @@ impl<P: ?Sized, R> AsciiFirst<P, R> {
     /// (a size limit the ASCII build stayed under): the ASCII build would not match what the
     /// Unicode one matches there, so the caller treats this as "no answer".
     pub fn for_text(&self, text: &str) -> Option<&R> {
-        if text.is_ascii() {
+        self.for_ascii(text.is_ascii())
+    }
+
+    /// [`AsciiFirst::for_text`] for a caller that already knows whether its text is ASCII.
+    pub fn for_ascii(&self, text_is_ascii: bool) -> Option<&R> {
+        if text_is_ascii {
             if let Some(ascii) = &self.ascii {
                 return Some(ascii);
             }

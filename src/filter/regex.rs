@@ -665,7 +665,8 @@ impl FilterRegex {
         if let Some(found) = self.head.as_ref().and_then(|h| self.search_split(h, text)) {
             return found;
         }
-        if text.is_ascii() {
+        let ascii = text.is_ascii();
+        if ascii {
             let literal_head = self.literal_head.get_or_init(|| {
                 let groups = self.regex.any()?.captures_len();
                 LiteralHead::new(&self.translated, groups)
@@ -674,7 +675,7 @@ impl FilterRegex {
                 return literal_head.search(text, &self.names);
             }
         }
-        let caps = self.regex.for_text(text)?.captures(text).ok()??;
+        let caps = self.regex.for_ascii(ascii)?.captures(text).ok()??;
         let whole = caps.get(0)?;
         let groups = self
             .names
