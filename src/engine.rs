@@ -14,7 +14,7 @@ use crate::db::{BanRecord, Db, RestorePolicy};
 use crate::filter::{Filter, FilterOptions, Mode as FilterMode};
 use crate::ignore::IgnoreList;
 use crate::jail::{read_stream, GlobalSettings, JailSettings};
-use crate::logsource::{Backend, Encoding, LogFile, Position, StartAt};
+use crate::logsource::{Backend, Encoding, Lines, LogFile, Position, StartAt};
 use crate::server::log;
 use crate::timestr::str2seconds;
 
@@ -62,6 +62,13 @@ struct Jail {
     success: Option<SuccessWatch>,
 }
 
+/// Bytes of a log read and processed at a time when a jail catches up with a backlog.
+const READ_SLICE: usize = 256 * 1024;
+
+/// Held-back bans are written once this many have gathered, even before the round ends
+/// (they only need to land no later than the read positions past their lines).
+const PENDING_BANS_MAX: usize = 64;
+
 pub struct Engine {
     conf: PathBuf,
     mode: Mode,
@@ -71,6 +78,8 @@ pub struct Engine {
     stop_requested: bool,
     report: Vec<String>,
     lines_since_cleanup: usize,
+    /// Reused for every read, so reading allocates only while a slice is larger than before.
+    read_buffer: Lines,
     /// Bans of the pass at hand, stored with its read positions when it ends.
     pending_bans: Vec<BanRecord>,
 }
@@ -121,12 +130,15 @@ impl Source {
         }
     }
 
-    fn read(&mut self, out: &mut Vec<String>) {
-        if let Some(file) = self.file.as_mut() {
-            if let Err(err) = file.read_new_lines(out) {
-                log::warn(&format!("cannot read {}: {err}", self.path));
-            }
-        }
+    /// Reads about `max_bytes` of new lines into `out`; returns whether more may be waiting.
+    fn read(&mut self, out: &mut Lines, max_bytes: usize) -> bool {
+        let Some(file) = self.file.as_mut() else {
+            return false;
+        };
+        file.read_some_lines(out, max_bytes).unwrap_or_else(|err| {
+            log::warn(&format!("cannot read {}: {err}", self.path));
+            false
+        })
     }
 }
 
@@ -160,6 +172,7 @@ impl Engine {
             stop_requested: false,
             report: Vec::new(),
             lines_since_cleanup: 0,
+            read_buffer: Lines::new(),
             pending_bans: Vec::new(),
         };
         for jail_settings in settings.jails.into_iter().filter(|j| j.started) {
@@ -324,6 +337,7 @@ impl Engine {
         for index in 0..self.jails.len() {
             self.process_jail_logs(index);
         }
+        self.store_pending(true);
     }
 
     fn process_jail_logs(&mut self, index: usize) {
@@ -331,11 +345,12 @@ impl Engine {
         let encoding =
             Encoding::from_name(&self.jails[index].settings.logencoding).unwrap_or(Encoding::Utf8);
         // Successes first: a login seen in the same pass must protect its address.
+        let mut lines = std::mem::take(&mut self.read_buffer);
         if let Some(success) = &mut self.jails[index].success {
-            let mut lines = Vec::new();
+            lines.clear();
             success.source.ensure_open(None, encoding);
-            success.source.read(&mut lines);
-            for line in &lines {
+            while success.source.read(&mut lines, usize::MAX) {}
+            for line in lines.iter() {
                 for failure in success.filter.process_line(line, now).failures {
                     if let Some(id) = failure.id {
                         success
@@ -351,21 +366,27 @@ impl Engine {
                 self.clear_successful(index, &id);
             }
         }
-        let mut lines = Vec::new();
         for source_index in 0..self.jails[index].sources.len() {
-            lines.clear();
-            {
-                let source = &mut self.jails[index].sources[source_index];
-                source.ensure_open(None, encoding);
-                source.read(&mut lines);
-            }
-            for line in &lines {
-                self.process_line(index, line, now);
+            self.jails[index].sources[source_index].ensure_open(None, encoding);
+            // A backlog is read and processed a slice at a time, so memory stays bounded.
+            loop {
+                lines.clear();
+                let more = self.jails[index].sources[source_index].read(&mut lines, READ_SLICE);
+                for line in lines.iter() {
+                    self.process_line(index, line, now);
+                }
+                self.lines_since_cleanup += lines.len();
+                if self.pending_bans.len() >= PENDING_BANS_MAX {
+                    self.store_pending(false);
+                }
+                if !more {
+                    break;
+                }
             }
         }
-        self.store_pass(Some(index));
+        lines.clear();
+        self.read_buffer = lines;
         self.jails[index].in_operation = true;
-        self.lines_since_cleanup += lines.len();
         if self.lines_since_cleanup >= 100 {
             self.lines_since_cleanup = 0;
             for jail in &mut self.jails {
@@ -374,64 +395,82 @@ impl Engine {
         }
     }
 
-    /// Writes the bans held back since the last store and, with `positions_of`, that jail's
-    /// read positions, in one short transaction: bans and positions land together, and the
-    /// database is not locked while actions run.
-    fn store_pass(&mut self, positions_of: Option<usize>) {
+    /// Writes the bans held back since the last store and, with `with_positions`, every
+    /// read position that moved, in one short transaction: bans and positions land together,
+    /// once per round over the jails, and the database is not locked while actions run. A
+    /// single write needs no transaction; a round that found nothing takes no write lock.
+    fn store_pending(&mut self, with_positions: bool) {
         let pending = std::mem::take(&mut self.pending_bans);
-        // Without bans the positions are written as they are (each its own commit): no
-        // write lock is taken for a pass that found nothing.
-        let together = !pending.is_empty();
-        if let Some(db) = self.db.as_mut().filter(|_| together) {
+        let moved = if with_positions {
+            self.moved_positions()
+        } else {
+            Vec::new()
+        };
+        let Some(db) = self.db.as_mut() else {
+            for &(index, source_index, offset) in &moved {
+                self.jails[index].sources[source_index].saved_offset = offset;
+            }
+            return;
+        };
+        let together = pending.len() + moved.len() > 1;
+        if together {
             if let Err(err) = db.begin_pass() {
                 log::error(&format!("database: cannot start a transaction: {err}"));
             }
-            for record in &pending {
-                if let Err(err) = db.add_ban(record) {
-                    log::error(&format!(
-                        "[{}] cannot store ban of {}: {err}",
-                        record.jail, record.id
-                    ));
-                }
+        }
+        for record in &pending {
+            if let Err(err) = db.add_ban(record) {
+                log::error(&format!(
+                    "[{}] cannot store ban of {}: {err}",
+                    record.jail, record.id
+                ));
             }
         }
-        if let Some(index) = positions_of {
-            for source_index in 0..self.jails[index].sources.len() {
-                self.save_position(index, source_index);
+        let mut written = Vec::with_capacity(moved.len());
+        for &(index, source_index, offset) in &moved {
+            let jail = &self.jails[index];
+            let source = &jail.sources[source_index];
+            let Some(file) = &source.file else { continue };
+            let position = file.position();
+            match db.set_position(
+                &jail.settings.name,
+                &source.path,
+                &position.first_line_hash,
+                offset,
+            ) {
+                Ok(()) => written.push((index, source_index, offset)),
+                Err(err) => log::warn(&format!("cannot store position of {}: {err}", source.path)),
             }
         }
-        if let Some(db) = self.db.as_ref().filter(|_| together) {
+        if together {
             if let Err(err) = db.end_pass() {
                 let ids: Vec<&str> = pending.iter().map(|r| r.id.as_str()).collect();
                 log::error(&format!(
                     "database: cannot commit the bans of {ids:?} and read positions: {err}"
                 ));
+                // Rolled back: the positions are written again after the next read.
+                written.clear();
             }
+        }
+        for (index, source_index, offset) in written {
+            self.jails[index].sources[source_index].saved_offset = offset;
         }
     }
 
-    fn save_position(&mut self, index: usize, source_index: usize) {
-        let jail = &mut self.jails[index];
-        let source = &mut jail.sources[source_index];
-        let Some(file) = &source.file else { return };
-        let position = file.position();
-        if position.offset == source.saved_offset {
-            return;
-        }
-        if let Some(db) = &self.db {
-            if self.mode != Mode::DryRun {
-                if let Err(err) = db.set_position(
-                    &jail.settings.name,
-                    &source.path,
-                    &position.first_line_hash,
-                    position.offset,
-                ) {
-                    log::warn(&format!("cannot store position of {}: {err}", source.path));
-                    return;
+    /// (jail, source, offset) of every open log whose read position differs from the one
+    /// last stored.
+    fn moved_positions(&self) -> Vec<(usize, usize, u64)> {
+        let mut moved = Vec::new();
+        for (index, jail) in self.jails.iter().enumerate() {
+            for (source_index, source) in jail.sources.iter().enumerate() {
+                let Some(file) = &source.file else { continue };
+                let offset = file.position().offset;
+                if offset != source.saved_offset {
+                    moved.push((index, source_index, offset));
                 }
             }
         }
-        source.saved_offset = position.offset;
+        moved
     }
 
     /// A success for `id`: forget its failures and lift a ban of this jail.
@@ -520,7 +559,7 @@ impl Engine {
     fn ban(&mut self, index: usize, mut ticket: Ticket, now: f64) {
         if self.jails[index].increment.is_some() && !self.pending_bans.is_empty() {
             // The ban history must include this pass's bans.
-            self.store_pass(None);
+            self.store_pending(false);
         }
         let jail = &mut self.jails[index];
         let name = jail.settings.name.clone();
@@ -661,16 +700,14 @@ impl Engine {
         let mut ticket = Ticket::new(id, now);
         ticket.failures = 0;
         self.ban(index, ticket, now);
-        self.store_pass(None);
+        self.store_pending(false);
         self.jails[index].bans.total_banned > before
     }
 
     /// Clean shutdown: actions stopped (bans flushed from the firewall, kept in the database).
     pub fn stop(&mut self) {
+        self.store_pending(true);
         for index in 0..self.jails.len() {
-            for source_index in 0..self.jails[index].sources.len() {
-                self.save_position(index, source_index);
-            }
             let jail = &mut self.jails[index];
             let name = jail.settings.name.clone();
             if self.mode == Mode::Daemon {

@@ -81,20 +81,87 @@ impl Encoding {
 
     /// Decodes one line, replacing undecodable bytes with U+FFFD.
     pub fn decode(self, bytes: &[u8]) -> String {
+        let mut text = String::new();
+        self.decode_into(bytes, &mut text);
+        text
+    }
+
+    /// Appends the decoded `bytes` to `out`.
+    fn decode_into(self, bytes: &[u8], out: &mut String) {
         match self {
-            Encoding::Utf8 => utf8_lossy(bytes).into_owned(),
-            Encoding::Latin1 => bytes.iter().map(|&b| char::from(b)).collect(),
-            Encoding::Ascii => bytes
-                .iter()
-                .map(|&b| {
-                    if b.is_ascii() {
-                        char::from(b)
-                    } else {
-                        char::REPLACEMENT_CHARACTER
-                    }
-                })
-                .collect(),
+            Encoding::Utf8 => out.push_str(&utf8_lossy(bytes)),
+            Encoding::Latin1 => out.extend(bytes.iter().map(|&b| char::from(b))),
+            Encoding::Ascii => out.extend(bytes.iter().map(|&b| {
+                if b.is_ascii() {
+                    char::from(b)
+                } else {
+                    char::REPLACEMENT_CHARACTER
+                }
+            })),
         }
+    }
+}
+
+/// Lines read from a log, stored end to end in one buffer: a read costs a few
+/// allocations that are reused from read to read, not one per line.
+#[derive(Clone, Debug, Default)]
+pub struct Lines {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    pub fn new() -> Lines {
+        Lines::default()
+    }
+
+    pub fn push(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.ends.push(self.text.len());
+    }
+
+    fn push_decoded(&mut self, bytes: &[u8], encoding: Encoding) {
+        encoding.decode_into(bytes, &mut self.text);
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Bytes held by the lines (without line ends).
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
+    /// Forgets the lines but keeps the buffers for the next read.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    pub fn get(&self, index: usize) -> Option<&str> {
+        let end = *self.ends.get(index)?;
+        let start = if index == 0 { 0 } else { self.ends[index - 1] };
+        Some(&self.text[start..end])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let line = &self.text[start..end];
+            start = end;
+            line
+        })
+    }
+
+    /// The lines as owned strings (for tests and callers that keep them).
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(String::from).collect()
     }
 }
 
@@ -227,7 +294,7 @@ impl LogFile {
     /// Appends every complete line written since the last call to `out` (without the
     /// line end) and returns how many were appended. A line whose `\n` has not been
     /// written yet is held back until it is complete.
-    pub fn read_new_lines(&mut self, out: &mut Vec<String>) -> io::Result<usize> {
+    pub fn read_new_lines(&mut self, out: &mut Lines) -> io::Result<usize> {
         let before = out.len();
         while self.read_some_lines(out, usize::MAX)? {}
         Ok(out.len() - before)
@@ -236,7 +303,7 @@ impl LogFile {
     /// Like [`read_new_lines`](Self::read_new_lines) but reads at most about
     /// `max_bytes` of new data, so a huge backlog can be processed in slices. Returns
     /// whether more data may be waiting.
-    pub fn read_some_lines(&mut self, out: &mut Vec<String>, max_bytes: usize) -> io::Result<bool> {
+    pub fn read_some_lines(&mut self, out: &mut Lines, max_bytes: usize) -> io::Result<bool> {
         self.check_replaced(out)?;
         let Some(mut file) = self.file.take() else {
             return Ok(false);
@@ -249,7 +316,7 @@ impl LogFile {
     fn read_budget(
         &mut self,
         file: &mut File,
-        out: &mut Vec<String>,
+        out: &mut Lines,
         max_bytes: usize,
     ) -> io::Result<bool> {
         let mut chunk = vec![0u8; CHUNK_LEN];
@@ -346,7 +413,7 @@ impl LogFile {
     }
 
     /// Notices rotation, truncation, deletion and rewrites before reading.
-    fn check_replaced(&mut self, out: &mut Vec<String>) -> io::Result<()> {
+    fn check_replaced(&mut self, out: &mut Lines) -> io::Result<()> {
         let meta = match fs::metadata(&self.path) {
             Ok(meta) => meta,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
@@ -412,7 +479,7 @@ impl LogFile {
 
     /// Reads what is left of the current (replaced or deleted) file, including a last
     /// line without `\n`, since nobody will complete it any more; then closes it.
-    fn finish_current(&mut self, out: &mut Vec<String>) -> io::Result<()> {
+    fn finish_current(&mut self, out: &mut Lines) -> io::Result<()> {
         let Some(mut file) = self.file.take() else {
             return Ok(());
         };
@@ -439,15 +506,18 @@ impl LogFile {
     }
 
     /// Splits freshly read bytes into lines.
-    fn consume(&mut self, mut bytes: &[u8], out: &mut Vec<String>) {
+    fn consume(&mut self, mut bytes: &[u8], out: &mut Lines) {
         while !bytes.is_empty() {
             match memchr::memchr(b'\n', bytes) {
                 Some(newline) => {
-                    self.buffer(&bytes[..newline]);
                     self.read_pos += newline as u64 + 1;
                     if self.skip_current_line {
                         self.skip_current_line = false;
+                    } else if self.pending.is_empty() && newline <= self.max_line_len {
+                        // The whole line is in this chunk: decode it from there.
+                        emit(&bytes[..newline], self.encoding, out);
                     } else {
+                        self.buffer(&bytes[..newline]);
                         self.emit_pending(out);
                     }
                     self.pending.clear();
@@ -477,17 +547,21 @@ impl LogFile {
             .extend_from_slice(&part[..part.len().min(room)]);
     }
 
-    fn emit_pending(&mut self, out: &mut Vec<String>) {
+    fn emit_pending(&mut self, out: &mut Lines) {
         if self.pending_overflowed {
             self.truncated_lines += 1;
         }
-        let mut line: &[u8] = &self.pending;
-        // fail2ban strips every trailing CR/LF (`rstrip('\r\n')`).
-        while let [rest @ .., b'\r'] = line {
-            line = rest;
-        }
-        out.push(self.encoding.decode(line));
+        emit(&self.pending, self.encoding, out);
     }
+}
+
+/// Appends one complete line (without its `\n`) to `out`.
+fn emit(mut line: &[u8], encoding: Encoding, out: &mut Lines) {
+    // fail2ban strips every trailing CR/LF (`rstrip('\r\n')`).
+    while let [rest @ .., b'\r'] = line {
+        line = rest;
+    }
+    out.push_decoded(line, encoding);
 }
 
 /// Positioned line reads for [`LogFile::seek_to_time`], independent of the

@@ -150,14 +150,14 @@ pub fn run(conf: &Path, args: Args) -> anyhow::Result<u8> {
     notify_ready();
     log::info("Server ready");
 
-    engine.process_logs();
+    log::batch(|| engine.process_logs());
     while !STOP_REQUESTED.load(Ordering::SeqCst) && !engine.stop_requested() {
         let timeout = engine
             .seconds_to_next_unban()
             .map(|s| s.clamp(0.0, 1.0))
             .unwrap_or(1.0);
         match wake_rx.recv_timeout(Duration::from_secs_f64(timeout)) {
-            Ok(Wake::LogsChanged) => engine.process_logs(),
+            Ok(Wake::LogsChanged) => log::batch(|| engine.process_logs()),
             Ok(Wake::Control(words, reply)) => {
                 let answer = handle_control(&mut engine, conf, &words);
                 let _ = reply.send(answer);
@@ -229,7 +229,9 @@ pub fn run_once(conf: &Path, args: RunOnceArgs) -> anyhow::Result<u8> {
 
 /// Logging to stderr (systemd's journal picks it up), filtered by fail2ban's `loglevel`.
 pub mod log {
+    use std::io::Write;
     use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::{Mutex, MutexGuard, PoisonError};
 
     const ERROR: u8 = 40;
     const WARNING: u8 = 30;
@@ -250,12 +252,64 @@ pub mod log {
         THRESHOLD.store(value, Ordering::Relaxed);
     }
 
+    /// Records held by [`batch`]; None while records are written one by one.
+    static HELD: Mutex<Option<Vec<u8>>> = Mutex::new(None);
+
+    /// Held records are written once this much has gathered, even before the batch ends.
+    const HELD_MAX: usize = 64 * 1024;
+
+    fn held() -> MutexGuard<'static, Option<Vec<u8>>> {
+        HELD.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_out(bytes: &[u8]) {
+        // One write per record or batch: stderr is unbuffered, `eprintln!` writes piece by
+        // piece.
+        let _ = std::io::stderr().lock().write_all(bytes);
+    }
+
     fn emit(level: u8, name: &str, msg: &str) {
-        if level >= THRESHOLD.load(Ordering::Relaxed) {
-            // One write per record: stderr is unbuffered, `eprintln!` writes piece by piece.
-            let record = format!("{name} {msg}\n");
-            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), record.as_bytes());
+        if level < THRESHOLD.load(Ordering::Relaxed) {
+            return;
         }
+        let mut held = held();
+        match held.as_mut() {
+            Some(buffer) => {
+                let _ = writeln!(buffer, "{name} {msg}");
+                if buffer.len() >= HELD_MAX {
+                    write_out(buffer);
+                    buffer.clear();
+                }
+            }
+            None => {
+                drop(held);
+                write_out(format!("{name} {msg}\n").as_bytes());
+            }
+        }
+    }
+
+    /// Runs `work` with the records of every thread held and written together when it
+    /// returns (or unwinds): a round over busy logs logs with a few writes, not one per
+    /// record.
+    pub fn batch<T>(work: impl FnOnce() -> T) -> T {
+        struct Release;
+        impl Drop for Release {
+            fn drop(&mut self) {
+                if let Some(buffer) = held().take() {
+                    write_out(&buffer);
+                }
+            }
+        }
+        let mut held = held();
+        if held.is_some() {
+            // Inside another batch: that one writes.
+            drop(held);
+            return work();
+        }
+        *held = Some(Vec::new());
+        drop(held);
+        let _release = Release;
+        work()
     }
 
     pub fn info(msg: &str) {

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ironban::logsource::{sha1_hex, Backend, Encoding, LogFile, Position, StartAt, Watcher};
+use ironban::logsource::{sha1_hex, Backend, Encoding, Lines, LogFile, Position, StartAt, Watcher};
 
 fn append(path: &Path, text: &[u8]) {
     let mut f = OpenOptions::new()
@@ -21,9 +21,9 @@ fn append(path: &Path, text: &[u8]) {
 }
 
 fn read(log: &mut LogFile) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = Lines::new();
     log.read_new_lines(&mut out).expect("read lines");
-    out
+    out.to_vec()
 }
 
 #[test]
@@ -205,6 +205,35 @@ fn huge_line_is_truncated_and_counted() {
 }
 
 #[test]
+fn lines_across_read_chunks_and_at_the_length_cap() {
+    let dir = TempDir::new("chunks");
+    let path = dir.file("a.log");
+    // Lengths around the cap (100) and lines that straddle the 64 KiB read chunks.
+    let mut text = Vec::new();
+    let mut expected = Vec::new();
+    let mut over_cap = 0u64;
+    for i in 0..6_000usize {
+        let len = [0, 1, 99, 100, 101, 250, 37][i % 7];
+        let line: String = (0..len)
+            .map(|k| char::from(b'a' + ((i + k) % 26) as u8))
+            .collect();
+        text.extend_from_slice(line.as_bytes());
+        let end: &[u8] = if i % 5 == 0 { b"\r\n" } else { b"\n" };
+        text.extend_from_slice(end);
+        // The cap applies to the bytes before `\n`, a CR included.
+        over_cap += u64::from(len + end.len() - 1 > 100);
+        expected.push(line.chars().take(100).collect::<String>());
+    }
+    append(&path, &text);
+    let mut log = LogFile::open(&path, StartAt::Head, None).expect("open");
+    log.set_max_line_len(100);
+    let mut out = Lines::new();
+    while log.read_some_lines(&mut out, 10_000).expect("read") {}
+    assert_eq!(out.to_vec(), expected);
+    assert_eq!(log.truncated_lines(), over_cap);
+}
+
+#[test]
 fn invalid_bytes_are_replaced_and_encoding_applies() {
     let dir = TempDir::new("enc");
     let path = dir.file("a.log");
@@ -226,13 +255,17 @@ fn read_some_lines_respects_budget() {
     }
     append(&path, &text);
     let mut log = LogFile::open(&path, StartAt::Head, None).expect("open");
-    let mut out = Vec::new();
+    let mut out = Lines::new();
     let more = log.read_some_lines(&mut out, 1000).expect("read");
     assert!(more);
     assert!(out.len() < 200, "read {} lines", out.len());
     log.read_new_lines(&mut out).expect("read rest");
     assert_eq!(out.len(), 10_000);
-    assert_eq!(out[9_999], "line 9999");
+    assert_eq!(out.get(9_999), Some("line 9999"));
+    assert_eq!(out.get(10_000), None);
+    let all = out.to_vec();
+    assert_eq!(all[0], "line 0");
+    assert_eq!(all.len(), out.iter().count());
 }
 
 #[test]
@@ -342,9 +375,9 @@ fn seek_to_time_bisects_to_first_recent_line() {
     assert!(offset > 0);
     // Bisection: a few hundred parsed lines, not 230 000.
     assert!(probes < 5_000, "{probes} lines parsed");
-    let mut out = Vec::new();
+    let mut out = Lines::new();
     log.read_some_lines(&mut out, 200).expect("read");
-    assert_eq!(out[0], "t=150000 failure from 10.0.0.0");
+    assert_eq!(out.get(0), Some("t=150000 failure from 10.0.0.0"));
     // Already past: seeking to an older time does not move back.
     let before = log.position().offset;
     assert_eq!(log.seek_to_time(10.0, time_of).expect("seek"), before);
@@ -381,7 +414,7 @@ fn reading_throughput() {
     append(&path, text.as_bytes());
     let mut log = LogFile::open(&path, StartAt::Head, None).expect("open");
     let started = Instant::now();
-    let mut out = Vec::new();
+    let mut out = Lines::new();
     log.read_new_lines(&mut out).expect("read");
     let elapsed = started.elapsed();
     assert_eq!(out.len(), 200_000);
