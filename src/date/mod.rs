@@ -175,6 +175,37 @@ fn conversion_key(
     }
 }
 
+/// Whether `key` is what [`conversion_key`] would build for these captures (compared in
+/// place: most lines repeat the previous line's date).
+fn key_is(
+    key: &[u8],
+    fields: &[(template::Field, usize)],
+    caps: &Groups<'_>,
+    skip_seconds: bool,
+) -> bool {
+    let Some((&flag, mut rest)) = key.split_first() else {
+        return false;
+    };
+    if flag != u8::from(skip_seconds) {
+        return false;
+    }
+    for &(field, i) in fields {
+        if skip_seconds && field == template::Field::Second {
+            continue;
+        }
+        let Some((len, tail)) = rest.split_first_chunk::<{ std::mem::size_of::<usize>() }>() else {
+            return false;
+        };
+        let len = usize::from_le_bytes(*len);
+        rest = match caps.text(i) {
+            Some(g) if g.len() == len && tail.starts_with(g.as_bytes()) => &tail[len..],
+            None if len == usize::MAX => tail,
+            _ => return false,
+        };
+    }
+    rest.is_empty()
+}
+
 fn char_before(line: &str, pos: usize) -> Option<char> {
     line.get(..pos)?.chars().next_back()
 }
@@ -562,9 +593,11 @@ impl DateDetector {
         match &template.kind {
             Kind::Pattern(fields) => {
                 let seconds = minute_seconds(fields, &m.caps);
-                conversion_key(&mut self.scratch_key, fields, &m.caps, seconds.is_some());
                 if let Some(last) = &self.last_conversion {
-                    if last.now == now && last.fields == *fields && last.key == self.scratch_key {
+                    if last.now == now
+                        && last.fields == *fields
+                        && key_is(&last.key, fields, &m.caps, seconds.is_some())
+                    {
                         match (seconds, last.minute_start) {
                             (None, _) => return last.result.clone(),
                             (Some(s), Some((start, zoned))) => {
@@ -577,6 +610,7 @@ impl DateDetector {
                         }
                     }
                 }
+                conversion_key(&mut self.scratch_key, fields, &m.caps, seconds.is_some());
                 let ctx = Context {
                     zone: &self.zone,
                     now_local,

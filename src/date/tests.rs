@@ -619,10 +619,23 @@ fn minute_memo_gives_what_a_full_conversion_gives() {
         }
     }
     let odd_zone = "CET-1CEST,M3.5.0/2:00:30,M10.5.0/3:00:30";
+    // No year (assumed from now): repeated dates, a one-digit day, a missing group.
+    let mut yearless = Vec::new();
+    for date in [
+        "Nov 24 16:00:00",
+        "Nov 24 16:00:00",
+        "Nov 24 16:00:01",
+        "Nov  5 16:00:01",
+    ] {
+        yearless.push(format!("{date} host sshd[1]: x"));
+        yearless.push(format!("{date} host sshd[1]: x"));
+        yearless.push(format!("{date}.123 host sshd[1]: x"));
+    }
     for (pattern, lines, zone_rule) in [
         (r"^\[%d/%b/%Y %H:%M:%S\]", &lines, TZ),
         (r"^%Y-%m-%d %H:%M:%S %z", &zoned, TZ),
         (r"^\[%d/%b/%Y %H:%M:%S\]", &odd, odd_zone),
+        (r"^%b %d %H:%M:%S(?:\.%f)?", &yearless, TZ),
     ] {
         let zone = LocalZone::posix(zone_rule).unwrap();
         let mut sequential = DateDetector::new(Some(pattern), None, zone).unwrap();

@@ -286,6 +286,8 @@ pub struct Filter {
     sessions: Vec<SessionEntry>,
     last_date: Option<f64>,
     last_date_text: String,
+    /// `pre + post + "\n"` of the line `plain_miss` looks at, reused from line to line.
+    miss_buffer: String,
     /// None in journal mode: lines come with their time.
     pub date_detector: Option<DateDetector>,
     /// Server: tailing new lines (true) or reading a file initially (false); see
@@ -516,6 +518,7 @@ impl Filter {
             sessions: Vec::new(),
             last_date: None,
             last_date_text: String::new(),
+            miss_buffer: String::new(),
             date_detector,
             in_operation: true,
             find_time: 600.0,
@@ -683,16 +686,17 @@ impl Filter {
         if let Some(memo) = self.prematch.as_ref().filter(|m| is_buffer(&m.buffer)) {
             return memo.candidates.as_ref().is_some_and(Candidates::is_empty);
         }
-        let mut buffer = String::with_capacity(pre.len() + post.len() + 1);
+        let buffer = &mut self.miss_buffer;
+        buffer.clear();
         buffer.push_str(pre);
         buffer.push_str(post);
         buffer.push('\n');
-        let found = pf.candidates(&buffer);
+        let found = pf.candidates(buffer);
         if found.is_empty() {
             return true;
         }
         self.prematch = Some(Prematch {
-            buffer: buffer.into(),
+            buffer: buffer.as_str().into(),
             candidates: Some(found),
             ..Prematch::default()
         });

@@ -8,32 +8,42 @@
 //! rejected by the exact regexes too, and results never change; a false "maybe" only costs
 //! the exact search it would have cost anyway.
 
+use std::cell::RefCell;
+
 use fancy_regex::{Assertion, Expr};
 use regex_automata::util::syntax;
-use regex_automata::{meta, Input, MatchKind, PatternID, PatternSet};
+use regex_automata::{meta, Input, MatchKind, PatternSet};
 
 use super::ascii::{self, AsciiFirst};
 use super::regex::split_literal_head;
 
 /// Which failregexes may match, as the prefilter's answer for one line.
 pub struct Candidates {
-    /// None: no answer (every regex may match).
-    set: Option<PatternSet>,
+    /// Bit `i` set: pattern `i` may match. None: no answer (every regex may match), also
+    /// for sets of more than [`MAX_PATTERNS`] patterns.
+    bits: Option<u128>,
 }
+
+/// Patterns a [`Candidates`] can tell apart (no filter has nearly as many).
+const MAX_PATTERNS: usize = 128;
 
 impl Candidates {
     /// Failregex `index` may match (an exact search is needed).
     pub fn may_match(&self, index: usize) -> bool {
-        match &self.set {
-            Some(set) => PatternID::new(index).is_ok_and(|id| set.contains(id)),
-            None => true,
-        }
+        self.bits
+            .is_none_or(|bits| index < MAX_PATTERNS && bits >> index & 1 == 1)
     }
 
     /// No failregex and no pre-checked ignoreregex can match: the line is a plain miss.
     pub fn is_empty(&self) -> bool {
-        self.set.as_ref().is_some_and(PatternSet::is_empty)
+        self.bits == Some(0)
     }
+}
+
+thread_local! {
+    /// The sets a DFA reports into, by capacity (a set is cleared and read over its whole
+    /// capacity, so each DFA gets one of exactly its size), reused from line to line.
+    static MATCHED: RefCell<Vec<PatternSet>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A multi-pattern DFA over relaxed patterns.
@@ -152,21 +162,33 @@ impl Prefilter {
     /// Candidates for `text` (the whole buffer in Combined shape, the prefregex content plus
     /// `\n` in TwoStage shape).
     pub fn candidates(&self, text: &str) -> Candidates {
-        if let Some(literals) = &self.literals {
-            let mut set = PatternSet::new(literals.len());
-            for (i, literal) in literals.iter().enumerate() {
-                if text.starts_with(literal.as_str()) {
-                    set.insert(PatternID::new_unchecked(i));
-                }
-            }
-            return Candidates { set: Some(set) };
+        if let Some(literals) = self.literals.as_ref().filter(|l| l.len() <= MAX_PATTERNS) {
+            let bits = literals
+                .iter()
+                .enumerate()
+                .filter(|(_, literal)| text.starts_with(literal.as_str()))
+                .fold(0u128, |bits, (i, _)| bits | 1 << i);
+            return Candidates { bits: Some(bits) };
         }
-        let set = self.set.for_text(text).map(|dfa| {
-            let mut set = PatternSet::new(dfa.pattern_len());
-            dfa.which_overlapping_matches(&Input::new(text), &mut set);
-            set
-        });
-        Candidates { set }
+        let bits = self
+            .set
+            .for_text(text)
+            .filter(|dfa| dfa.pattern_len() <= MAX_PATTERNS)
+            .map(|dfa| {
+                MATCHED.with_borrow_mut(|sets| {
+                    let len = dfa.pattern_len();
+                    while sets.len() <= len {
+                        sets.push(PatternSet::new(sets.len()));
+                    }
+                    let matched = &mut sets[len];
+                    matched.clear();
+                    dfa.which_overlapping_matches(&Input::new(text), matched);
+                    matched
+                        .iter()
+                        .fold(0u128, |bits, id| bits | 1 << id.as_usize())
+                })
+            });
+        Candidates { bits }
     }
 
     /// TwoStage shape: whether a pre-checked ignoreregex may match the whole buffer.
