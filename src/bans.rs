@@ -238,8 +238,12 @@ pub enum BanOutcome {
 pub struct BanManager {
     /// Jail `bantime` in seconds; `-1` permanent.
     pub ban_time: i64,
-    /// Insertion order is kept for status output.
-    banned: Vec<Ticket>,
+    /// Banned tickets by insertion number: insertion order is kept for status output.
+    banned: BTreeMap<u64, Ticket>,
+    /// Insertion number of each banned id (a ban looks its id up; thousands of bans must
+    /// not make that a scan).
+    numbers: HashMap<String, u64>,
+    next_number: u64,
     /// Bans since creation ("Total banned").
     pub total_banned: u64,
 }
@@ -258,7 +262,9 @@ impl BanManager {
     pub fn new(ban_time: i64) -> BanManager {
         BanManager {
             ban_time,
-            banned: Vec::new(),
+            banned: BTreeMap::new(),
+            numbers: HashMap::new(),
+            next_number: 0,
             total_banned: 0,
         }
     }
@@ -277,7 +283,11 @@ impl BanManager {
             }
         }
         let jail_ban_time = self.ban_time;
-        if let Some(existing) = self.banned.iter_mut().find(|t| t.id == ticket.id) {
+        if let Some(existing) = self
+            .numbers
+            .get(&ticket.id)
+            .and_then(|n| self.banned.get_mut(n))
+        {
             let old_end = existing.ban_end(jail_ban_time);
             let later = end_key(new_end) > end_key(old_end);
             if later {
@@ -295,14 +305,14 @@ impl BanManager {
             ticket.ban_count = ticket.ban_count.max(1);
         }
         self.total_banned += 1;
-        self.banned.push(ticket.clone());
+        self.insert(ticket.clone());
         BanOutcome::Banned(ticket)
     }
 
     /// Replaces the ban time of a banned id (after a `bantime.increment`); returns whether
     /// it was banned.
     pub fn set_ban_time(&mut self, id: &str, ban_time: i64, ban_count: u32) -> bool {
-        match self.banned.iter_mut().find(|t| t.id == id) {
+        match self.numbers.get(id).and_then(|n| self.banned.get_mut(n)) {
             Some(ticket) => {
                 ticket.ban_time = Some(ban_time);
                 ticket.ban_count = ban_count;
@@ -318,7 +328,7 @@ impl BanManager {
         let jail_ban_time = self.ban_time;
         let mut due: Vec<(f64, String)> = self
             .banned
-            .iter()
+            .values()
             .filter_map(|t| {
                 let end = t.ban_end(jail_ban_time)?;
                 (now > end).then(|| (end, t.id.clone()))
@@ -334,24 +344,32 @@ impl BanManager {
     /// Earliest end of ban, for the actions loop's wake-up.
     pub fn next_end(&self) -> Option<f64> {
         self.banned
-            .iter()
+            .values()
             .filter_map(|t| self.ban_end(t))
             .min_by(|a, b| a.total_cmp(b))
     }
 
     /// Removes `id` from the ban list.
     pub fn remove(&mut self, id: &str) -> Option<Ticket> {
-        let index = self.banned.iter().position(|t| t.id == id)?;
-        Some(self.banned.remove(index))
+        let number = self.numbers.remove(id)?;
+        self.banned.remove(&number)
     }
 
     /// Removes every ban (flush), returning them in insertion order.
     pub fn remove_all(&mut self) -> Vec<Ticket> {
-        std::mem::take(&mut self.banned)
+        self.numbers.clear();
+        std::mem::take(&mut self.banned).into_values().collect()
     }
 
     pub fn get(&self, id: &str) -> Option<&Ticket> {
-        self.banned.iter().find(|t| t.id == id)
+        self.numbers.get(id).and_then(|n| self.banned.get(n))
+    }
+
+    fn insert(&mut self, ticket: Ticket) {
+        let number = self.next_number;
+        self.next_number += 1;
+        self.numbers.insert(ticket.id.clone(), number);
+        self.banned.insert(number, ticket);
     }
 
     pub fn contains(&self, id: &str) -> bool {
@@ -359,15 +377,15 @@ impl BanManager {
     }
 
     /// Banned tickets in insertion order (status output).
-    pub fn tickets(&self) -> &[Ticket] {
-        &self.banned
+    pub fn tickets(&self) -> impl Iterator<Item = &Ticket> + '_ {
+        self.banned.values()
     }
 
     /// Banned ids ordered by end of ban (`get J banip`); permanent bans last.
     pub fn ban_list(&self) -> Vec<String> {
         let mut list: Vec<(f64, usize, &Ticket)> = self
             .banned
-            .iter()
+            .values()
             .enumerate()
             .map(|(i, t)| (end_key(self.ban_end(t)), i, t))
             .collect();
@@ -956,7 +974,7 @@ impl BanManager {
     /// next `unban_due` then lifts it.
     pub fn insert_applied(&mut self, ticket: Ticket) {
         if !self.contains(&ticket.id) {
-            self.banned.push(ticket);
+            self.insert(ticket);
         }
     }
 }
@@ -1149,6 +1167,28 @@ mod tests {
     }
 
     #[test]
+    fn insertion_order_survives_removal_and_reban() {
+        let mut bm = BanManager::new(600);
+        for id in ["a", "b", "c", "d"] {
+            bm.add_ban(Ticket::new(id, 100.0), 100.0);
+        }
+        assert_eq!(bm.remove("b").map(|t| t.id), Some("b".to_string()));
+        assert!(bm.remove("b").is_none());
+        assert!(!bm.contains("b") && bm.contains("c"));
+        bm.add_ban(Ticket::new("b", 200.0), 200.0);
+        assert!(bm.set_ban_time("b", 60, 2));
+        assert_eq!(bm.get("b").map(|t| t.ban_time), Some(Some(60)));
+        let order: Vec<&str> = bm.tickets().map(|t| t.id.as_str()).collect();
+        assert_eq!(order, ["a", "c", "d", "b"]);
+        // Earliest end first ("b": 200 + 60), equal ends in insertion order.
+        let due: Vec<String> = bm.unban_due(1.0e9, 2).into_iter().map(|t| t.id).collect();
+        assert_eq!(due, ["b", "a"]);
+        let rest: Vec<String> = bm.remove_all().into_iter().map(|t| t.id).collect();
+        assert_eq!(rest, ["c", "d"]);
+        assert!(bm.is_empty() && bm.get("d").is_none());
+    }
+
+    #[test]
     fn ban_list_is_ordered_by_end() {
         let mut bm = BanManager::new(600);
         bm.add_ban(Ticket::new("late", 300.0), 300.0);
@@ -1157,7 +1197,7 @@ mod tests {
         bm.add_ban(perm, 300.0);
         bm.add_ban(Ticket::new("early", 100.0), 300.0);
         assert_eq!(bm.ban_list(), vec!["early", "late", "perm"]);
-        let insertion: Vec<&str> = bm.tickets().iter().map(|t| t.id.as_str()).collect();
+        let insertion: Vec<&str> = bm.tickets().map(|t| t.id.as_str()).collect();
         assert_eq!(insertion, vec!["late", "perm", "early"]);
         let due = bm.unban_due(10_000.0, 1);
         assert_eq!(

@@ -826,7 +826,7 @@ impl Engine {
                         }
                     }
                 }
-                let tickets: Vec<Ticket> = jail.bans.tickets().to_vec();
+                let tickets: Vec<Ticket> = jail.bans.tickets().cloned().collect();
                 if !previous_actions.actions.is_empty() {
                     let _ = previous_actions.stop(&tickets);
                 }
@@ -1011,7 +1011,7 @@ impl Engine {
                 .map(|id| u8::from(jail.bans.contains(id)))
                 .collect::<Vec<_>>()),
             "banip" => {
-                let mut tickets: Vec<&Ticket> = jail.bans.tickets().iter().collect();
+                let mut tickets: Vec<&Ticket> = jail.bans.tickets().collect();
                 tickets.sort_by(|a, b| {
                     let ea = jail.bans.ban_end(a).unwrap_or(f64::MAX);
                     let eb = jail.bans.ban_end(b).unwrap_or(f64::MAX);

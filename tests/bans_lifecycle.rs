@@ -99,7 +99,9 @@ fn failures_to_firewall_and_back() {
     for t in &due {
         runner.unban(t).expect("unban runs");
     }
-    runner.stop(bm.tickets()).expect("stop");
+    runner
+        .stop(&bm.tickets().cloned().collect::<Vec<_>>())
+        .expect("stop");
     assert_eq!(
         fs::read_to_string(&state).expect("state"),
         "+10.1.2.3 3 600\n-10.1.2.3\nstop\n"

@@ -18,15 +18,16 @@ use crate::filter::ascii::{build_plain, is_plain, render, unoptimized_tree};
 /// Groups (group 0 included) a template may have to take this path.
 pub(crate) const MAX_GROUPS: usize = 16;
 
-/// Capture spans of one match, group 0 first, as 32-bit offsets (a line the fast path
-/// takes is shorter than 4 GiB).
+/// Capture spans of one match, group 0 first, as 16-bit offsets: a line the fast path
+/// takes is shorter than 64 KiB (longer ones go to the exact regex), and a small `Spans`
+/// is cheap to move around with its match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Spans {
-    slots: [[u32; 2]; MAX_GROUPS],
+    slots: [[u16; 2]; MAX_GROUPS],
 }
 
 /// The slot value of a group that did not take part.
-const ABSENT: u32 = u32::MAX;
+const ABSENT: u16 = u16::MAX;
 
 impl Spans {
     fn new() -> Spans {
@@ -42,9 +43,9 @@ impl Spans {
         }
     }
 
-    /// Offsets fit: the caller only passes positions inside a line below 4 GiB.
+    /// Offsets fit: the caller only passes positions inside a line below 64 KiB.
     fn set(&mut self, group: usize, (start, end): (usize, usize)) {
-        self.slots[group] = [start as u32, end as u32];
+        self.slots[group] = [start as u16, end as u16];
     }
 }
 

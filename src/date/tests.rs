@@ -276,6 +276,23 @@ fn errors_are_reported() {
 }
 
 #[test]
+fn dates_in_lines_longer_than_the_fast_offsets_are_found() {
+    // Offsets past 64 KiB do not fit the fast form's spans: such lines take the exact regex.
+    for pad in [65_000, 65_530, 65_536, 70_000] {
+        let line = format!("{} 2025-03-01 10:00:00 y", "x".repeat(pad));
+        let mut long = detector(None, None);
+        let mut short = detector(None, None);
+        let m = long.find(&line, NOW).expect("date found");
+        assert_eq!((m.start, m.end), (pad + 1, pad + 20), "pad {pad}");
+        assert_eq!(
+            m.time,
+            time_of(&mut short, "2025-03-01 10:00:00 y"),
+            "pad {pad}"
+        );
+    }
+}
+
+#[test]
 fn hostile_lines_return_quickly() {
     let mut d = detector(None, None);
     let started = Instant::now();
