@@ -1,8 +1,10 @@
 //! Action commands executed through a real shell: injection safety, timeouts,
 //! start-on-demand, check/repair sequences, flush, ignorecommand.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ironban::actions::{
@@ -10,11 +12,9 @@ use ironban::actions::{
 };
 use ironban::bans::Ticket;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ironban-actions-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+/// A fresh directory for one test, removed when the test ends.
+fn temp_dir(name: &str) -> common::TempDir {
+    common::TempDir::new(&format!("actions-{name}"))
 }
 
 fn props(pairs: &[(&str, String)]) -> Vec<(String, String)> {

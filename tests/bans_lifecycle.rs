@@ -1,19 +1,18 @@
 //! Ban lifecycle across modules: failures → ban → actions → database → increment → unban,
 //! the way the server drives them (spec 4, tests "lifecycle").
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
 
 use ironban::actions::{ActionRunner, CommandAction};
 use ironban::bans::{apply_increment, BanManager, BanOutcome, BanTimeIncrement, FailManager};
 use ironban::db::{BanRecord, Db};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ironban-bans-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+/// A fresh directory for one test, removed when the test ends.
+fn temp_dir(name: &str) -> common::TempDir {
+    common::TempDir::new(&format!("bans-{name}"))
 }
 
 #[test]

@@ -1,19 +1,18 @@
 //! The SQLite database on real files: persistence across reopen, expiry, increment
 //! history, positions, purge, restore, and import of a fail2ban-built database.
 
+mod common;
+
 use std::fs;
-use std::path::PathBuf;
 use std::process::Command;
 
 use ironban::bans::Ticket;
 use ironban::db::{first_line_hash, import_fail2ban_db, BanHistory, BanRecord, Db, RestorePolicy};
 use rusqlite::Connection;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ironban-db-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+/// A fresh directory for one test, removed when the test ends.
+fn temp_dir(name: &str) -> common::TempDir {
+    common::TempDir::new(&format!("db-{name}"))
 }
 
 fn ban(jail: &str, id: &str, time: i64, ban_time: i64, count: u32) -> BanRecord {

@@ -1,5 +1,7 @@
 //! `ironban regex-check` argument forms, errors, machine output and hostile input.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -23,13 +25,24 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn temp_log(name: &str, body: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ironban-regexcheck-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
+/// A log file in a temporary directory of its own, removed with it.
+struct TempLog {
+    _dir: common::TempDir,
+    path: PathBuf,
+}
+
+impl TempLog {
+    fn to_str(&self) -> Option<&str> {
+        self.path.to_str()
+    }
+}
+
+fn temp_log(name: &str, body: &[u8]) -> TempLog {
+    let dir = common::TempDir::new("regexcheck");
+    let path = dir.file(name);
     let mut file = std::fs::File::create(&path).expect("temp log");
     file.write_all(body).expect("write temp log");
-    path
+    TempLog { _dir: dir, path }
 }
 
 const FAILED: &str =
