@@ -174,13 +174,24 @@ const BIPS_UPSERT: &str = "INSERT OR REPLACE INTO bips(jail, ip, timeofban, bant
 
 /// One ban row into `bans` or `bips`, `data` stored as a UTF-8 JSON blob like fail2ban.
 fn insert_record(conn: &Connection, sql: &str, record: &BanRecord) -> anyhow::Result<()> {
+    insert_record_with(conn, sql, record, &serde_json::to_vec(&record.data)?)
+}
+
+/// [`insert_record`] with the record's data already serialised (`bans` and `bips` rows of
+/// one ban share it).
+fn insert_record_with(
+    conn: &Connection,
+    sql: &str,
+    record: &BanRecord,
+    data: &[u8],
+) -> anyhow::Result<()> {
     conn.prepare_cached(sql)?.execute(params![
         record.jail,
         record.id,
         record.time_of_ban,
         record.ban_time,
         record.ban_count,
-        Value::Blob(serde_json::to_vec(&record.data)?)
+        Value::Blob(data.to_vec())
     ])?;
     Ok(())
 }
@@ -337,13 +348,23 @@ impl Db {
 
     /// Stores a ban: one history row in `bans`, the latest per (id, jail) in `bips`.
     pub fn add_ban(&mut self, ban: &BanRecord) -> anyhow::Result<()> {
-        let tx = self.conn.savepoint()?;
-        tx.prepare_cached("INSERT OR IGNORE INTO jails(name, enabled) VALUES(?, 1)")?
-            .execute([&ban.jail])?;
-        insert_record(&tx, BANS_INSERT, ban)?;
-        insert_record(&tx, BIPS_UPSERT, ban)?;
-        tx.commit()?;
-        Ok(())
+        let data = serde_json::to_vec(&ban.data)?;
+        // A savepoint from cached statements: a pass stores many bans, and rusqlite's
+        // `savepoint()` parses its SQL each time.
+        self.conn.prepare_cached("SAVEPOINT add_ban")?.execute([])?;
+        let rows = || -> anyhow::Result<()> {
+            self.conn
+                .prepare_cached("INSERT OR IGNORE INTO jails(name, enabled) VALUES(?, 1)")?
+                .execute([&ban.jail])?;
+            insert_record_with(&self.conn, BANS_INSERT, ban, &data)?;
+            insert_record_with(&self.conn, BIPS_UPSERT, ban, &data)
+        };
+        let written = rows();
+        if written.is_err() {
+            let _ = self.conn.prepare_cached("ROLLBACK TO add_ban")?.execute([]);
+        }
+        self.conn.prepare_cached("RELEASE add_ban")?.execute([])?;
+        written
     }
 
     /// `unbanip`/`unban`: deletes the id's rows from `bans` and `bips` of `jail` (all jails

@@ -23,6 +23,36 @@ fn ban(jail: &str, id: &str, time: i64, ban_time: i64, count: u32) -> BanRecord 
 }
 
 #[test]
+fn a_ban_that_cannot_be_written_whole_leaves_no_row() {
+    let dir = temp_dir("halfrow");
+    let path = dir.join("ironban.sqlite3");
+    let mut db = Db::open(&path).expect("open");
+    db.add_ban(&ban("sshd", "192.0.2.1", 1000, 600, 1))
+        .expect("first ban");
+    // The second of its two rows cannot be written: the first is rolled back.
+    let other = Connection::open(&path).expect("second connection");
+    other.execute_batch("DROP TABLE bips").expect("drop bips");
+    assert!(db.add_ban(&ban("sshd", "192.0.2.2", 1000, 600, 1)).is_err());
+    let count = |table: &str| -> i64 {
+        other
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .expect("count")
+    };
+    assert_eq!(count("bans"), 1);
+    // The connection is usable again once the table is back.
+    other
+        .execute_batch(
+            "CREATE TABLE bips(ip TEXT NOT NULL, jail TEXT NOT NULL, timeofban INTEGER NOT NULL, \
+             bantime INTEGER NOT NULL, bancount INTEGER NOT NULL default 1, data JSON, \
+             PRIMARY KEY(ip, jail))",
+        )
+        .expect("recreate bips");
+    db.add_ban(&ban("sshd", "192.0.2.3", 1000, 600, 1))
+        .expect("third ban");
+    assert_eq!((count("bans"), count("bips")), (2, 1));
+}
+
+#[test]
 fn bans_survive_reopen_and_expired_are_not_returned() {
     let dir = temp_dir("reopen");
     let path = dir.join("ironban.sqlite3");
