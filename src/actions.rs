@@ -276,7 +276,11 @@ impl TagValues {
         );
         TagValues {
             tags,
-            captures: ticket.data.clone(),
+            captures: ticket
+                .data
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 

@@ -18,6 +18,77 @@ use std::collections::{BTreeMap, HashMap};
 /// Ban time meaning "never unban".
 pub const PERMANENT: i64 = -1;
 
+/// A ticket's filter captures in key order: a sorted vector, as a ticket has a handful
+/// and keeps them while failing and banned (a map node would cost ~0.5 KB per ticket).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TicketData(Vec<(String, String)>);
+
+impl TicketData {
+    pub fn get(&self, key: &str) -> Option<&String> {
+        let at = self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
+        Some(&self.0[at].1)
+    }
+
+    /// Sets `key`, returning the value it replaces.
+    pub fn insert(&mut self, key: String, value: String) -> Option<String> {
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
+            Ok(at) => Some(std::mem::replace(&mut self.0[at].1, value)),
+            Err(at) => {
+                self.0.insert(at, (key, value));
+                None
+            }
+        }
+    }
+
+    /// Pairs in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> + '_ {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Extend<(String, String)> for TicketData {
+    fn extend<I: IntoIterator<Item = (String, String)>>(&mut self, pairs: I) {
+        for (key, value) in pairs {
+            self.insert(key, value);
+        }
+    }
+}
+
+impl FromIterator<(String, String)> for TicketData {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> TicketData {
+        let mut data = TicketData::default();
+        data.extend(pairs);
+        data
+    }
+}
+
+impl IntoIterator for TicketData {
+    type Item = (String, String);
+    type IntoIter = std::vec::IntoIter<(String, String)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a TicketData {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, String)>,
+        fn(&'a (String, String)) -> (&'a String, &'a String),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
 /// One failure id: counting state while failing, ban state once banned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ticket {
@@ -34,7 +105,7 @@ pub struct Ticket {
     /// Matched lines, the last `maxmatches` kept.
     pub matches: Vec<String>,
     /// Filter captures, keys lower-cased (`user`, `fid`, `fport`, ...).
-    pub data: BTreeMap<String, String>,
+    pub data: TicketData,
     /// Ban time of this ticket if set (restore/increment); else the jail's is used.
     pub ban_time: Option<i64>,
     /// How often this id has been banned (1 for a fresh ban).
@@ -53,7 +124,7 @@ impl Ticket {
             retry: 1,
             failures: 1,
             matches: Vec::new(),
-            data: BTreeMap::new(),
+            data: TicketData::default(),
             ban_time: None,
             ban_count: 0,
             restored: false,
@@ -139,7 +210,7 @@ impl FailManager {
         id: &str,
         time: f64,
         matches: Vec<String>,
-        data: BTreeMap<String, String>,
+        data: TicketData,
         count: u32,
     ) -> Option<Ticket> {
         let count = count.max(1);
@@ -984,7 +1055,13 @@ mod tests {
     use super::*;
 
     fn fail(fm: &mut FailManager, id: &str, t: f64) -> Option<Ticket> {
-        fm.add_failure(id, t, vec![format!("line at {t}")], BTreeMap::new(), 1)
+        fm.add_failure(
+            id,
+            t,
+            vec![format!("line at {t}")],
+            TicketData::default(),
+            1,
+        )
     }
 
     #[test]
@@ -1068,11 +1145,11 @@ mod tests {
     fn count_argument_adds_several_failures_at_once() {
         let mut fm = FailManager::new(5, 600, 5);
         assert!(fm
-            .add_failure("z", 1.0, vec![], BTreeMap::new(), 3)
+            .add_failure("z", 1.0, vec![], TicketData::default(), 3)
             .is_none());
         assert_eq!(fm.retry_count("z"), 3);
         assert!(fm
-            .add_failure("z", 2.0, vec![], BTreeMap::new(), 2)
+            .add_failure("z", 2.0, vec![], TicketData::default(), 2)
             .is_some());
     }
 
@@ -1092,9 +1169,9 @@ mod tests {
     #[test]
     fn captures_of_the_latest_failure_are_kept() {
         let mut fm = FailManager::new(2, 600, 5);
-        let mut d1 = BTreeMap::new();
+        let mut d1 = TicketData::default();
         d1.insert("user".to_string(), "alice".to_string());
-        let mut d2 = BTreeMap::new();
+        let mut d2 = TicketData::default();
         d2.insert("user".to_string(), "bob".to_string());
         fm.add_failure("i", 1.0, vec![], d1, 1);
         let ticket = fm.add_failure("i", 2.0, vec![], d2, 1).expect("ban");
@@ -1164,6 +1241,24 @@ mod tests {
         assert_eq!(bm.next_end(), Some(1000.0));
         assert_eq!(bm.len(), 1);
         assert_eq!(bm.total_banned, 1);
+    }
+
+    #[test]
+    fn ticket_data_keeps_keys_sorted_and_newest_values() {
+        let mut data: TicketData = [("user", "bob"), ("fid", "7"), ("ip", "192.0.2.1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(data.insert("user".into(), "eve".into()), Some("bob".into()));
+        data.extend([("fport".to_string(), "22".to_string())]);
+        let keys: Vec<&str> = data.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["fid", "fport", "ip", "user"]);
+        assert_eq!(data.get("user").map(String::as_str), Some("eve"));
+        assert_eq!(data.get("nope"), None);
+        assert_eq!(data.len(), 4);
+        let owned: Vec<(String, String)> = data.clone().into_iter().collect();
+        assert_eq!(owned[0], ("fid".to_string(), "7".to_string()));
+        assert!(TicketData::default().is_empty());
     }
 
     #[test]

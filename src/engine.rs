@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value as Json};
 
 use crate::actions::{run_ignorecommand, ActionRunner, CommandAction, Level};
-use crate::bans::{apply_increment, BanManager, BanOutcome, BanTimeIncrement, FailManager, Ticket};
+use crate::bans::{
+    apply_increment, BanManager, BanOutcome, BanTimeIncrement, FailManager, Ticket, TicketData,
+};
 use crate::config::Command;
 use crate::db::{BanRecord, Db, RestorePolicy};
 use crate::filter::{Filter, FilterOptions, Mode as FilterMode};
@@ -522,7 +524,7 @@ impl Engine {
                 ));
                 continue;
             }
-            let mut data: BTreeMap<String, String> = BTreeMap::new();
+            let mut data = TicketData::default();
             for (key, value) in &failure.data.groups {
                 if let Some(value) = value {
                     data.insert(key.to_string(), value.clone());

@@ -3,11 +3,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 
 use ironban::actions::{ActionRunner, CommandAction};
-use ironban::bans::{apply_increment, BanManager, BanOutcome, BanTimeIncrement, FailManager};
+use ironban::bans::{
+    apply_increment, BanManager, BanOutcome, BanTimeIncrement, FailManager, TicketData,
+};
 use ironban::db::{BanRecord, Db};
 
 /// A fresh directory for one test, removed when the test ends.
@@ -28,7 +29,7 @@ fn increment_sequence_doubles_and_is_recorded() {
     let mut ban_times = Vec::new();
     for _ in 0..5 {
         let ticket = fm
-            .add_failure("7.7.7.7", now, vec!["x".into()], BTreeMap::new(), 1)
+            .add_failure("7.7.7.7", now, vec!["x".into()], TicketData::default(), 1)
             .expect("maxretry 1 bans at once");
         let BanOutcome::Banned(mut ticket) = bm.add_ban(ticket, now) else {
             panic!("not banned");
@@ -81,9 +82,13 @@ fn failures_to_firewall_and_back() {
     let mut bm = BanManager::new(600);
     let mut banned = None;
     for t in [100.0, 110.0, 120.0] {
-        if let Some(ticket) =
-            fm.add_failure("10.1.2.3", t, vec![format!("fail {t}")], BTreeMap::new(), 1)
-        {
+        if let Some(ticket) = fm.add_failure(
+            "10.1.2.3",
+            t,
+            vec![format!("fail {t}")],
+            TicketData::default(),
+            1,
+        ) {
             banned = Some(ticket);
         }
     }
