@@ -359,11 +359,19 @@ impl Db {
             insert_record_with(&self.conn, BANS_INSERT, ban, &data)?;
             insert_record_with(&self.conn, BIPS_UPSERT, ban, &data)
         };
-        let written = rows();
+        let written = rows().and_then(|()| {
+            self.conn.prepare_cached("RELEASE add_ban")?.execute([])?;
+            Ok(())
+        });
         if written.is_err() {
-            let _ = self.conn.prepare_cached("ROLLBACK TO add_ban")?.execute([]);
+            // Undo the rows and end the savepoint, also when RELEASE itself failed (as the
+            // outermost statement it commits): no transaction is left open behind a failed
+            // ban. Should SQLite have rolled everything back already, both fail quietly and
+            // the first error is the one reported.
+            let _ = self
+                .conn
+                .execute_batch("ROLLBACK TO add_ban; RELEASE add_ban");
         }
-        self.conn.prepare_cached("RELEASE add_ban")?.execute([])?;
         written
     }
 

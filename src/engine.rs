@@ -343,26 +343,34 @@ impl Engine {
     }
 
     fn process_jail_logs(&mut self, index: usize) {
-        let now = now();
         let encoding =
             Encoding::from_name(&self.jails[index].settings.logencoding).unwrap_or(Encoding::Utf8);
-        // Successes first: a login seen in the same pass must protect its address.
         let mut lines = std::mem::take(&mut self.read_buffer);
+        // Logs are read and processed a slice at a time, so memory stays bounded; the clock
+        // is read again for each slice, as lines written meanwhile are read in the same pass.
+        let mut time_now = now();
+        // Successes first: a login seen in the same pass must protect its address.
         if let Some(success) = &mut self.jails[index].success {
-            lines.clear();
             success.source.ensure_open(None, encoding);
-            while success.source.read(&mut lines, usize::MAX) {}
-            for line in lines.iter() {
-                for failure in success.filter.process_line(line, now).failures {
-                    if let Some(id) = failure.id {
-                        success
-                            .seen
-                            .insert(id.to_string(), failure.time.unwrap_or(now));
+            loop {
+                lines.clear();
+                let more = success.source.read(&mut lines, READ_SLICE);
+                time_now = now();
+                for line in lines.iter() {
+                    for failure in success.filter.process_line(line, time_now).failures {
+                        if let Some(id) = failure.id {
+                            success
+                                .seen
+                                .insert(id.to_string(), failure.time.unwrap_or(time_now));
+                        }
                     }
+                }
+                if !more {
+                    break;
                 }
             }
             let window = success.window;
-            success.seen.retain(|_, t| *t > now - window);
+            success.seen.retain(|_, t| *t > time_now - window);
             let ids: Vec<String> = success.seen.keys().cloned().collect();
             for id in ids {
                 self.clear_successful(index, &id);
@@ -370,12 +378,12 @@ impl Engine {
         }
         for source_index in 0..self.jails[index].sources.len() {
             self.jails[index].sources[source_index].ensure_open(None, encoding);
-            // A backlog is read and processed a slice at a time, so memory stays bounded.
             loop {
                 lines.clear();
                 let more = self.jails[index].sources[source_index].read(&mut lines, READ_SLICE);
+                time_now = now();
                 for line in lines.iter() {
-                    self.process_line(index, line, now);
+                    self.process_line(index, line, time_now);
                 }
                 self.lines_since_cleanup += lines.len();
                 if self.pending_bans.len() >= PENDING_BANS_MAX {
@@ -386,13 +394,17 @@ impl Engine {
                 }
             }
         }
+        // A rotated file's rest is read whole: do not keep such a buffer for good.
+        if lines.capacity() > 2 * READ_SLICE {
+            lines = Lines::new();
+        }
         lines.clear();
         self.read_buffer = lines;
         self.jails[index].in_operation = true;
         if self.lines_since_cleanup >= 100 {
             self.lines_since_cleanup = 0;
             for jail in &mut self.jails {
-                jail.fails.cleanup(now);
+                jail.fails.cleanup(time_now);
             }
         }
     }

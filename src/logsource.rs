@@ -133,9 +133,9 @@ impl Lines {
         self.ends.is_empty()
     }
 
-    /// Bytes held by the lines (without line ends).
-    pub fn text_len(&self) -> usize {
-        self.text.len()
+    /// Bytes the text buffer can hold without growing.
+    pub fn capacity(&self) -> usize {
+        self.text.capacity()
     }
 
     /// Forgets the lines but keeps the buffers for the next read.
