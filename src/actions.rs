@@ -510,16 +510,22 @@ fn wait_until(
     let notifier = exit_notifier(child);
     // Without a pidfd: short commands finish in about a millisecond, poll fast then back off.
     let mut pause = Duration::from_micros(100);
+    // With a pidfd the first look is the poll: a command just started has not finished, and
+    // the poll returns at once if it has.
+    let mut look = notifier.is_none();
     loop {
-        outputs.iter_mut().for_each(OutputPipe::drain);
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                outputs.iter_mut().for_each(OutputPipe::drain);
-                return Ok(Some(status));
+        if look {
+            outputs.iter_mut().for_each(OutputPipe::drain);
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    outputs.iter_mut().for_each(OutputPipe::drain);
+                    return Ok(Some(status));
+                }
+                Ok(None) => {}
+                Err(_) => return Err(()),
             }
-            Ok(None) => {}
-            Err(_) => return Err(()),
         }
+        look = true;
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Ok(None);
@@ -636,8 +642,9 @@ pub struct CommandAction {
     pub jail_ban_time: i64,
     /// Log messages for the caller to emit (drained with [`CommandAction::take_messages`]).
     messages: Vec<(Level, String)>,
-    /// Every command executed, as run (for diagnostics and tests).
-    pub history: Vec<ShellCommand>,
+    /// Pass-1 results of operations by (operation, family): they depend only on the
+    /// properties, and a ban should not redo the tag rounds (cleared when a property changes).
+    resolved: Vec<(String, String, String)>,
 }
 
 impl CommandAction {
@@ -669,7 +676,7 @@ impl CommandAction {
             ban_epoch: 0,
             jail_ban_time: 600,
             messages: Vec::new(),
-            history: Vec::new(),
+            resolved: Vec::new(),
         };
         for (key, value) in props {
             action.set_property(&key, &value);
@@ -682,6 +689,7 @@ impl CommandAction {
             return;
         }
         self.properties.insert(key.to_string(), value.to_string());
+        self.resolved.clear();
     }
 
     pub fn property(&self, key: &str) -> Option<&str> {
@@ -787,6 +795,21 @@ impl CommandAction {
         }
     }
 
+    /// `substitute_static("<op>", family)`, remembered.
+    fn resolved_operation(&mut self, op: &str, family: &str) -> Result<String, String> {
+        if let Some((_, _, cmd)) = self
+            .resolved
+            .iter()
+            .find(|(o, f, _)| o == op && f == family)
+        {
+            return Ok(cmd.clone());
+        }
+        let cmd = self.substitute_static(&format!("<{op}>"), family)?;
+        self.resolved
+            .push((op.to_string(), family.to_string(), cmd.clone()));
+        Ok(cmd)
+    }
+
     /// Operation command (start/stop/check/...) for a family, with `<family>` filled in.
     fn operation(&self, op: &str, family: &str) -> Result<String, String> {
         let cmd = self.substitute_static(&format!("<{op}>"), family)?;
@@ -822,7 +845,6 @@ impl CommandAction {
                 ),
             );
         }
-        self.history.push(shell);
         output.success
     }
 
@@ -1022,7 +1044,7 @@ impl CommandAction {
                     return Ok(false);
                 }
             }
-            let cmd = self.substitute_static(&format!("<{op}>"), &family)?;
+            let cmd = self.resolved_operation(op, &family)?;
             let ok = self.run(substitute_dynamic(&cmd, values));
             attempts += 1;
             if ok || attempts > 1 {
@@ -1358,6 +1380,31 @@ mod tests {
                 .as_deref(),
             Ok("a\nb c<unknown>")
         );
+    }
+
+    #[test]
+    fn a_changed_property_reaches_the_next_ban() {
+        let file = std::env::temp_dir().join(format!("ironban-resolved-{}", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        let mut action = CommandAction::new(
+            "rec",
+            props(&[
+                ("actionban", "echo <x> <ip> >> <file>"),
+                ("x", "one"),
+                ("file", file.to_str().expect("utf-8 temp path")),
+            ]),
+        );
+        let ban = |action: &mut CommandAction, ip: &str| {
+            let values = TagValues::from_ticket(&Ticket::new(ip, 1.0e9), 600);
+            action.ban(&values).expect("ban runs");
+        };
+        ban(&mut action, "192.0.2.1");
+        ban(&mut action, "192.0.2.2");
+        action.set_property("x", "two");
+        ban(&mut action, "192.0.2.3");
+        let written = std::fs::read_to_string(&file).expect("action output");
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(written, "one 192.0.2.1\none 192.0.2.2\ntwo 192.0.2.3\n");
     }
 
     #[test]
