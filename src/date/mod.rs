@@ -404,7 +404,7 @@ impl DateDetector {
                 return None;
             }
             anchored_at(0)?
-        } else if let Some(prefilter) = template.prefilter.as_ref().and_then(|p| p.for_text(text)) {
+        } else if let Some(prefilter) = template.prefilter().and_then(|p| p.for_text(text)) {
             // Try the backtracking regex only where the linear prefilter can start a match,
             // anchored there: same leftmost result, no quadratic scan of long lines.
             let mut from = pos;

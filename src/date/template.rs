@@ -101,8 +101,9 @@ pub(crate) struct Template {
     pub start_anchored: bool,
     /// Linear-time over-approximation (lookarounds dropped, backreferences widened): every
     /// position where the template can match is a position where this matches, so only
-    /// those are tried with the backtracking regex.
-    pub prefilter: Option<Arc<AsciiFirst<str, meta::Regex>>>,
+    /// those are tried with the backtracking regex. Built on first use (shared by the
+    /// clones of a cached template): most of a detector's templates never search a line.
+    prefilter: Arc<OnceLock<Option<AsciiFirst<str, meta::Regex>>>>,
     /// The DFA-backed form for ASCII lines (see `date::fast`), built on first use (shared
     /// by the clones of a cached template), None when the regex has none.
     fast: Arc<OnceLock<Option<FastTemplate>>>,
@@ -115,6 +116,12 @@ impl Template {
                 let groups = self.regex.any()?.captures_len();
                 FastTemplate::new(self.regex.pattern(), groups)
             })
+            .as_ref()
+    }
+
+    pub(crate) fn prefilter(&self) -> Option<&AsciiFirst<str, meta::Regex>> {
+        self.prefilter
+            .get_or_init(|| build_prefilter(&self.regex))
             .as_ref()
     }
 
@@ -514,11 +521,9 @@ fn is_start_anchored(regex: &str) -> bool {
 
 /// The prefilter of a (translated) template regex (see `filter::prefilter::relaxed_pattern`).
 /// None if there is no relaxed form (the template is then searched with fancy-regex alone).
-fn prefilter(regex: &TemplateRegex) -> Option<Arc<AsciiFirst<str, meta::Regex>>> {
+fn build_prefilter(regex: &TemplateRegex) -> Option<AsciiFirst<str, meta::Regex>> {
     let relaxed = relaxed_pattern(regex.pattern())?;
-    AsciiFirst::new(relaxed.into(), build_relaxed)
-        .ok()
-        .map(Arc::new)
+    AsciiFirst::new(relaxed.into(), build_relaxed).ok()
 }
 
 fn compile(regex: &str, name: &str) -> Result<Arc<TemplateRegex>, DateError> {
@@ -563,7 +568,7 @@ fn pattern_template(pattern: &str, current_year: i32) -> Result<Template, DateEr
         name: built.name,
         kind: Kind::Pattern(pattern_fields(&compiled)),
         start_anchored: is_start_anchored(&built.regex),
-        prefilter: prefilter(&compiled),
+        prefilter: Arc::default(),
         fast: Arc::default(),
         regex: compiled,
         flags: built.flags,
@@ -604,7 +609,7 @@ fn epoch_template(
     let regex = compile(&built.regex, &built.name)?;
     Ok(Template {
         start_anchored: is_start_anchored(&built.regex),
-        prefilter: prefilter(&regex),
+        prefilter: Arc::default(),
         fast: Arc::default(),
         regex,
         name: built.name,
@@ -620,7 +625,7 @@ fn tai64n_template(line_begin: bool) -> Result<Template, DateError> {
     let regex = compile(&built.regex, &built.name)?;
     Ok(Template {
         start_anchored: is_start_anchored(&built.regex),
-        prefilter: prefilter(&regex),
+        prefilter: Arc::default(),
         fast: Arc::default(),
         regex,
         name: built.name,
