@@ -177,10 +177,8 @@ impl Engine {
             read_buffer: Lines::new(),
             pending_bans: Vec::new(),
         };
-        for jail_settings in settings.jails.into_iter().filter(|j| j.started) {
-            let jail = build_jail(conf, jail_settings)?;
-            engine.jails.push(jail);
-        }
+        let started = settings.jails.into_iter().filter(|j| j.started).collect();
+        engine.jails = build_jails(conf, started)?;
         let now = now();
         for index in 0..engine.jails.len() {
             engine.open_jail(index, now)?;
@@ -787,10 +785,8 @@ impl Engine {
     /// Apply a new command stream (reload): jails kept keep their bans and counters.
     pub fn reload(&mut self, stream: &[Command], _options: &[String]) -> Result<(), String> {
         let settings = read_stream(stream)?;
-        let mut fresh = Vec::new();
-        for jail_settings in settings.jails.into_iter().filter(|j| j.started) {
-            fresh.push(build_jail(&self.conf, jail_settings).map_err(|e| e.to_string())?);
-        }
+        let started = settings.jails.into_iter().filter(|j| j.started).collect();
+        let fresh = build_jails(&self.conf, started).map_err(|e| e.to_string())?;
         // Everything parsed and compiled: now swap, carrying state of kept jails over.
         let now = now();
         let mut old = std::mem::take(&mut self.jails);
@@ -1104,6 +1100,56 @@ fn random01() -> f64 {
 }
 
 /// Build a jail from its settings: compile the filter, parse times, create the actions.
+/// Builds the jails in order, on every core: compiling their filters and date templates
+/// is most of start-up and each jail's is independent. The first error in jail order is
+/// the one returned.
+fn build_jails(conf: &Path, wanted: Vec<JailSettings>) -> anyhow::Result<Vec<Jail>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let count = wanted.len();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if workers < 2 || count < 2 {
+        return wanted.into_iter().map(|s| build_jail(conf, s)).collect();
+    }
+    let todo: Vec<Mutex<Option<JailSettings>>> =
+        wanted.into_iter().map(|s| Mutex::new(Some(s))).collect();
+    let built: Vec<Mutex<Option<anyhow::Result<Jail>>>> =
+        (0..count).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(count) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(slot) = todo.get(index) else { break };
+                let settings = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(settings) = settings {
+                    let jail = build_jail(conf, settings);
+                    *built[index].lock().unwrap_or_else(|e| e.into_inner()) = Some(jail);
+                }
+            });
+        }
+    });
+    release_free_memory();
+    built
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| Err(anyhow::anyhow!("a jail was not built")))
+        })
+        .collect()
+}
+
+/// Hands back to the system what the building threads freed in their own allocator
+/// arenas (compilation garbage), which glibc would otherwise keep resident.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn build_jail(conf: &Path, settings: JailSettings) -> anyhow::Result<Jail> {
     let name = settings.name.clone();
     let options = FilterOptions::from_stream(&settings.filter_commands);

@@ -37,13 +37,11 @@ fn fail(log: &Path, ip: &str, times: usize) {
     }
 }
 
-#[test]
-fn state_carries_across_runs() {
-    let dir = TempDir::new("run-once");
-    let d = dir.path();
+/// The upstream tree in `d/conf` with a database in `d` and an `app` filter for
+/// `login failed from <HOST>` lines.
+fn app_tree(d: &Path) -> std::path::PathBuf {
     let tree = d.join("conf");
     common::copy_dir(&shared_dir().join("fail2ban-upstream/config"), &tree);
-    let (log, record) = (d.join("app.log"), d.join("record"));
     std::fs::write(
         tree.join("fail2ban.local"),
         format!("[DEFAULT]\ndbfile = {}/state.sqlite3\n", d.display()),
@@ -54,6 +52,15 @@ fn state_carries_across_runs() {
         "[Definition]\nfailregex = ^\\s*login failed from <HOST>$\n",
     )
     .unwrap();
+    tree
+}
+
+#[test]
+fn state_carries_across_runs() {
+    let dir = TempDir::new("run-once");
+    let d = dir.path();
+    let tree = app_tree(d);
+    let (log, record) = (d.join("app.log"), d.join("record"));
     std::fs::write(
         tree.join("action.d/record.conf"),
         format!(
@@ -103,4 +110,31 @@ fn state_carries_across_runs() {
         std::fs::read_to_string(&record).unwrap(),
         "+192.0.2.5\n-192.0.2.5\n"
     );
+}
+
+#[test]
+fn jails_are_built_in_order_and_the_first_broken_one_is_named() {
+    let dir = TempDir::new("run-once-order");
+    let d = dir.path();
+    let tree = app_tree(d);
+    let mut jails = String::new();
+    for i in 0..8 {
+        let findtime = if i == 3 || i == 6 { "soon" } else { "10m" };
+        jails.push_str(&format!(
+            "[j{i}]\nenabled = true\nfilter = app\nlogpath = {}/j{i}.log\nfindtime = {findtime}\n\n",
+            d.display()
+        ));
+        std::fs::write(d.join(format!("j{i}.log")), "").unwrap();
+    }
+    std::fs::write(tree.join("jail.local"), jails).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ironban"))
+        .arg("-c")
+        .arg(&tree)
+        .arg("run-once")
+        .output()
+        .expect("run ironban run-once");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a broken jail must stop the run");
+    assert!(stderr.contains("j3"), "first broken jail named: {stderr}");
+    assert!(!stderr.contains("j6"), "only the first error: {stderr}");
 }
