@@ -805,8 +805,12 @@ impl CommandAction {
             return Ok(cmd.clone());
         }
         let cmd = self.substitute_static(&format!("<{op}>"), family)?;
-        self.resolved
-            .push((op.to_string(), family.to_string(), cmd.clone()));
+        // The host name may change while the server runs: commands using it are resolved
+        // each time (tags only come from properties, so none of them means no host name).
+        if !self.properties.values().any(|v| v.contains("hostname>")) {
+            self.resolved
+                .push((op.to_string(), family.to_string(), cmd.clone()));
+        }
         Ok(cmd)
     }
 

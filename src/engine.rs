@@ -1099,7 +1099,6 @@ fn random01() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Build a jail from its settings: compile the filter, parse times, create the actions.
 /// Builds the jails in order, on every core: compiling their filters and date templates
 /// is most of start-up and each jail's is independent. The first error in jail order is
 /// the one returned.
@@ -1116,18 +1115,27 @@ fn build_jails(conf: &Path, wanted: Vec<JailSettings>) -> anyhow::Result<Vec<Jai
     let built: Vec<Mutex<Option<anyhow::Result<Jail>>>> =
         (0..count).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..workers.min(count) {
-            scope.spawn(|| loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(slot) = todo.get(index) else { break };
-                let settings = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                if let Some(settings) = settings {
-                    let jail = build_jail(conf, settings);
-                    *built[index].lock().unwrap_or_else(|e| e.into_inner()) = Some(jail);
-                }
-            });
+    let work = || loop {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        let Some(slot) = todo.get(index) else { break };
+        let settings = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(settings) = settings {
+            let jail = build_jail(conf, settings);
+            *built[index].lock().unwrap_or_else(|e| e.into_inner()) = Some(jail);
         }
+    };
+    std::thread::scope(|scope| {
+        // This thread works too: should the system refuse a thread, the jails still get
+        // built, by fewer threads.
+        for _ in 1..workers.min(count) {
+            if std::thread::Builder::new()
+                .spawn_scoped(scope, work)
+                .is_err()
+            {
+                break;
+            }
+        }
+        work();
     });
     release_free_memory();
     built
@@ -1150,6 +1158,7 @@ fn release_free_memory() {
     }
 }
 
+/// Build a jail from its settings: compile the filter, parse times, create the actions.
 fn build_jail(conf: &Path, settings: JailSettings) -> anyhow::Result<Jail> {
     let name = settings.name.clone();
     let options = FilterOptions::from_stream(&settings.filter_commands);
