@@ -115,11 +115,6 @@ impl Lines {
         Lines::default()
     }
 
-    pub fn push(&mut self, line: &str) {
-        self.text.push_str(line);
-        self.ends.push(self.text.len());
-    }
-
     fn push_decoded(&mut self, bytes: &[u8], encoding: Encoding) {
         encoding.decode_into(bytes, &mut self.text);
         self.ends.push(self.text.len());
