@@ -419,8 +419,8 @@ impl Engine {
             Vec::new()
         };
         let Some(db) = self.db.as_mut() else {
-            for &(index, source_index, offset) in &moved {
-                self.jails[index].sources[source_index].saved_offset = offset;
+            for (index, source_index, position) in moved {
+                self.jails[index].sources[source_index].saved_offset = position.offset;
             }
             return;
         };
@@ -439,18 +439,16 @@ impl Engine {
             }
         }
         let mut written = Vec::with_capacity(moved.len());
-        for &(index, source_index, offset) in &moved {
+        for (index, source_index, position) in moved {
             let jail = &self.jails[index];
             let source = &jail.sources[source_index];
-            let Some(file) = &source.file else { continue };
-            let position = file.position();
             match db.set_position(
                 &jail.settings.name,
                 &source.path,
                 &position.first_line_hash,
-                offset,
+                position.offset,
             ) {
-                Ok(()) => written.push((index, source_index, offset)),
+                Ok(()) => written.push((index, source_index, position.offset)),
                 Err(err) => log::warn(&format!("cannot store position of {}: {err}", source.path)),
             }
         }
@@ -469,16 +467,16 @@ impl Engine {
         }
     }
 
-    /// (jail, source, offset) of every open log whose read position differs from the one
+    /// (jail, source, position) of every open log whose read position differs from the one
     /// last stored.
-    fn moved_positions(&self) -> Vec<(usize, usize, u64)> {
+    fn moved_positions(&self) -> Vec<(usize, usize, Position)> {
         let mut moved = Vec::new();
         for (index, jail) in self.jails.iter().enumerate() {
             for (source_index, source) in jail.sources.iter().enumerate() {
                 let Some(file) = &source.file else { continue };
-                let offset = file.position().offset;
-                if offset != source.saved_offset {
-                    moved.push((index, source_index, offset));
+                let position = file.position();
+                if position.offset != source.saved_offset {
+                    moved.push((index, source_index, position));
                 }
             }
         }

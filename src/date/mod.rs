@@ -150,9 +150,22 @@ fn minute_seconds(fields: &[(template::Field, usize)], caps: &Groups<'_>) -> Opt
     (dated && (0..60).contains(&seconds)).then_some(seconds)
 }
 
-/// `key` := the captured texts of `fields`, each length-prefixed (a missing group has the
-/// length `usize::MAX`), so that different captures never give the same key; without the
-/// seconds (and marked so) when `skip_seconds`.
+/// The captured texts a conversion depends on: those of `fields`, without the seconds when
+/// `skip_seconds`.
+fn key_parts<'a>(
+    fields: &'a [(template::Field, usize)],
+    caps: &'a Groups<'_>,
+    skip_seconds: bool,
+) -> impl Iterator<Item = Option<&'a str>> + 'a {
+    fields
+        .iter()
+        .filter(move |&&(field, _)| !(skip_seconds && field == template::Field::Second))
+        .map(|&(_, i)| caps.text(i))
+}
+
+/// `key` := the [`key_parts`], each length-prefixed (a missing group has the length
+/// `usize::MAX`), so that different captures never give the same key, after a byte
+/// marking `skip_seconds`.
 fn conversion_key(
     key: &mut Vec<u8>,
     fields: &[(template::Field, usize)],
@@ -161,11 +174,8 @@ fn conversion_key(
 ) {
     key.clear();
     key.push(u8::from(skip_seconds));
-    for &(field, i) in fields {
-        if skip_seconds && field == template::Field::Second {
-            continue;
-        }
-        match caps.text(i) {
+    for part in key_parts(fields, caps, skip_seconds) {
+        match part {
             Some(g) => {
                 key.extend_from_slice(&g.len().to_le_bytes());
                 key.extend_from_slice(g.as_bytes());
@@ -189,15 +199,12 @@ fn key_is(
     if flag != u8::from(skip_seconds) {
         return false;
     }
-    for &(field, i) in fields {
-        if skip_seconds && field == template::Field::Second {
-            continue;
-        }
+    for part in key_parts(fields, caps, skip_seconds) {
         let Some((len, tail)) = rest.split_first_chunk::<{ std::mem::size_of::<usize>() }>() else {
             return false;
         };
         let len = usize::from_le_bytes(*len);
-        rest = match caps.text(i) {
+        rest = match part {
             Some(g) if g.len() == len && tail.starts_with(g.as_bytes()) => &tail[len..],
             None if len == usize::MAX => tail,
             _ => return false,
