@@ -642,8 +642,9 @@ pub struct CommandAction {
     pub jail_ban_time: i64,
     /// Log messages for the caller to emit (drained with [`CommandAction::take_messages`]).
     messages: Vec<(Level, String)>,
-    /// Pass-1 results of operations by (operation, family): they depend only on the
-    /// properties, and a ban should not redo the tag rounds (cleared when a property changes).
+    /// Pass-1 results of operations by (operation, family), cleared when a property changes,
+    /// as fail2ban caches them (spec 3.4; its host-name built-ins included): a ban does not
+    /// redo the tag rounds.
     resolved: Vec<(String, String, String)>,
 }
 
@@ -805,12 +806,8 @@ impl CommandAction {
             return Ok(cmd.clone());
         }
         let cmd = self.substitute_static(&format!("<{op}>"), family)?;
-        // The host name may change while the server runs: commands using it are resolved
-        // each time (tags only come from properties, so none of them means no host name).
-        if !self.properties.values().any(|v| v.contains("hostname>")) {
-            self.resolved
-                .push((op.to_string(), family.to_string(), cmd.clone()));
-        }
+        self.resolved
+            .push((op.to_string(), family.to_string(), cmd.clone()));
         Ok(cmd)
     }
 
