@@ -2,13 +2,16 @@
 //! are zero-width lookaheads around a plain regex (`(?=^|\b|\W)( ... )(?=\b|\W|$)`): the
 //! plain middle is matched by a DFA, the lookaheads are checked at its two ends, and the
 //! group spans come from a split plan (fields followed by bytes they cannot contain, as in
-//! `[%d/%b/%Y %H:%M:%S]`) or, for other shapes, from the previous line when the matched text
-//! and its neighbour bytes are the same. Only ASCII text takes this path; anything it cannot
-//! decide goes back to the exact regex. (One difference by design: where the exact regex
+//! `[%d/%b/%Y %H:%M:%S]`) or from the plain regex run on the match. The DFA is stepped by
+//! hand so that it tells how many bytes decided the match: a line that repeats those bytes
+//! (the usual burst of lines within one second) reuses the previous match without any
+//! search. Only ASCII text takes this path; anything it cannot decide goes back to the exact
+//! regex. (One difference by design: where the exact regex
 //! would give up at its backtrack limit on a hostile line, the DFA still answers, as Python
 //! would.)
 
 use fancy_regex::{Expr, LookAround};
+use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::util::syntax;
 use regex_automata::{meta, Anchored, Input};
 use regex_syntax::hir::{Class, Hir, HirKind};
@@ -24,6 +27,9 @@ pub(crate) const MAX_GROUPS: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Spans {
     slots: [[u16; 2]; MAX_GROUPS],
+    /// The memo fill these spans come from: two matches with the same fill matched the same
+    /// bytes with the same template (see `Memo`).
+    fill: u64,
 }
 
 /// The slot value of a group that did not take part.
@@ -33,7 +39,23 @@ impl Spans {
     fn new() -> Spans {
         Spans {
             slots: [[ABSENT; 2]; MAX_GROUPS],
+            fill: 0,
         }
+    }
+
+    pub(crate) fn fill(&self) -> u64 {
+        self.fill
+    }
+
+    /// The spans moved by `by` bytes to the right (`by` may be negative).
+    fn shifted(&self, by: isize) -> Spans {
+        let mut moved = *self;
+        for slot in moved.slots.iter_mut().filter(|s| s[0] != ABSENT) {
+            for offset in slot.iter_mut() {
+                *offset = (*offset as isize + by) as u16;
+            }
+        }
+        moved
     }
 
     pub(crate) fn get(&self, group: usize) -> Option<(usize, usize)> {
@@ -112,20 +134,78 @@ enum Step {
     Rest(usize),
 }
 
-/// The last middle match of one detector: valid for the same template and the same bytes.
+/// The last scan of one detector. The DFA's walk depends only on its start context and the
+/// bytes it read, so a text with the same start context and the same bytes from `at` gets
+/// the same match and the same group spans.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Memo {
+    /// The template's address: it lives in the template's shared cell for as long as the
+    /// detector (which owns the memo) holds the template. 0: nothing recalled yet.
     template: usize,
-    key: Vec<u8>,
-    /// Spans relative to the match start.
-    spans: Option<Spans>,
-    scratch: Vec<u8>,
+    /// What the DFA's start state depends on: `at == 0` and the byte before `at`.
+    start: (bool, u8),
+    /// The bytes the DFA read from `at`; `eoi`: it read on to the end of the text.
+    read: Vec<u8>,
+    eoi: bool,
+    /// The match with its group spans relative to `at` (group 0 gives its end); None: the
+    /// template does not match there.
+    found: Option<Spans>,
+    /// Fills so far, numbering them.
+    fills: u64,
 }
+
+fn start_context(bytes: &[u8], at: usize) -> (bool, u8) {
+    (at == 0, if at > 0 { bytes[at - 1] } else { 0 })
+}
+
+impl Memo {
+    fn recalls(&self, template: usize, bytes: &[u8], at: usize) -> bool {
+        self.template == template
+            && self.start == start_context(bytes, at)
+            && bytes[at..].starts_with(&self.read)
+            && (!self.eoi || bytes.len() == at + self.read.len())
+    }
+
+    fn fill(
+        &mut self,
+        template: usize,
+        bytes: &[u8],
+        at: usize,
+        scan: &Scan,
+        found: Option<Spans>,
+    ) {
+        self.fills += 1;
+        self.template = template;
+        self.start = start_context(bytes, at);
+        self.read.clear();
+        self.read.extend_from_slice(&bytes[at..at + scan.read]);
+        self.eoi = scan.eoi;
+        self.found = found.map(|spans| Spans {
+            fill: self.fills,
+            ..spans.shifted(-(at as isize))
+        });
+    }
+}
+
+/// One walk of the middle's DFA from a position: where its leftmost-first match ends (None:
+/// no match) and how many bytes it read, up to the end of the text (`eoi`) or not.
+struct Scan {
+    end: Option<usize>,
+    read: usize,
+    eoi: bool,
+}
+
+/// Bytes of DFA (transition table) a template's middle may take; larger ones get no fast
+/// form.
+const SCAN_SIZE_LIMIT: usize = 1 << 20;
 
 /// The fast form of a template regex (its ASCII build).
 pub(crate) struct FastTemplate {
     lead: Vec<Edge>,
+    /// The middle, for its group spans.
     middle: meta::Regex,
+    /// The middle as a DFA anchored at its start, for its match and the bytes deciding it.
+    scan: dense::DFA<Vec<u32>>,
     trail: Vec<Edge>,
     plan: Option<Vec<Step>>,
     groups: usize,
@@ -198,12 +278,26 @@ impl FastTemplate {
         if regex.captures_len() != groups {
             return None;
         }
-        let plan = syntax::parse_with(&text, &syntax::Config::new().unicode(false).utf8(false))
+        let ascii = syntax::Config::new().unicode(false).utf8(false);
+        let scan = dense::Builder::new()
+            .syntax(ascii)
+            .configure(
+                dense::Config::new()
+                    .start_kind(StartKind::Anchored)
+                    // An accelerated state skips bytes, which the count of read bytes needs.
+                    .accelerate(false)
+                    .dfa_size_limit(Some(SCAN_SIZE_LIMIT))
+                    .determinize_size_limit(Some(SCAN_SIZE_LIMIT)),
+            )
+            .build(&text)
+            .ok()?;
+        let plan = syntax::parse_with(&text, &ascii)
             .ok()
             .and_then(|hir| plan(&hir));
         Some(FastTemplate {
             lead,
             middle: regex,
+            scan,
             trail,
             plan,
             groups,
@@ -219,78 +313,91 @@ impl FastTemplate {
         if !self.lead.iter().all(|e| e.holds(text, at)) {
             return Found::NoMatch;
         }
-        let input = Input::new(text).range(at..).anchored(Anchored::Yes);
-        let Some(m) = self.middle.search(&input) else {
+        let bytes = text.as_bytes();
+        let me = self as *const FastTemplate as usize;
+        if !memo.recalls(me, bytes, at) {
+            let Some(scan) = self.scan(bytes, at) else {
+                return Found::Unsure;
+            };
+            let found = match scan.end {
+                None => None,
+                // The first middle match is the exact one only if the trailing lookaheads
+                // hold after it; otherwise the exact regex may take another way.
+                Some(end) if !self.trail.iter().all(|e| e.holds(text, end)) => {
+                    return Found::Unsure
+                }
+                Some(end) => match self.spans(bytes, at, end) {
+                    Some(spans) => Some(spans),
+                    None => return Found::Unsure,
+                },
+            };
+            memo.fill(me, bytes, at, &scan, found);
+        }
+        let Some(relative) = memo.found else {
             return Found::NoMatch;
         };
-        let end = m.end();
-        // The first middle match is the exact one only if the trailing lookaheads hold
-        // after it; otherwise the exact regex may take another way.
-        if !self.trail.iter().all(|e| e.holds(text, end)) {
-            return Found::Unsure;
+        let spans = relative.shifted(at as isize);
+        match spans.get(0) {
+            // A lookahead may read past the bytes the DFA read: checked again.
+            Some((_, end)) if self.trail.iter().all(|e| e.holds(text, end)) => Found::Match(spans),
+            _ => Found::Unsure,
         }
+    }
+
+    /// Walk the DFA from `at` as a leftmost-first search does, counting the bytes read.
+    fn scan(&self, bytes: &[u8], at: usize) -> Option<Scan> {
+        let dfa = &self.scan;
+        let input = Input::new(bytes).range(at..).anchored(Anchored::Yes);
+        let mut state = dfa.start_state_forward(&input).ok()?;
+        let mut end = None;
+        for (pos, &byte) in bytes.iter().enumerate().skip(at) {
+            state = dfa.next_state(state, byte);
+            if dfa.is_special_state(state) {
+                // Matches are reported one byte late: this one ended before `byte`.
+                if dfa.is_match_state(state) {
+                    end = Some(pos);
+                } else if dfa.is_dead_state(state) {
+                    return Some(Scan {
+                        end,
+                        read: pos + 1 - at,
+                        eoi: false,
+                    });
+                } else if dfa.is_quit_state(state) {
+                    return None;
+                }
+            }
+        }
+        if dfa.is_match_state(dfa.next_eoi_state(state)) {
+            end = Some(bytes.len());
+        }
+        Some(Scan {
+            end,
+            read: bytes.len() - at,
+            eoi: true,
+        })
+    }
+
+    /// Group spans of the middle's match `at..end`: from the split plan, else from the
+    /// plain regex run on the match (None if that disagrees about the match).
+    fn spans(&self, bytes: &[u8], at: usize, end: usize) -> Option<Spans> {
         let mut spans = Spans::new();
         spans.set(0, (at, end));
         if let Some(plan) = &self.plan {
             let mut planned = spans;
-            if run_plan(plan, text.as_bytes(), at, end, &mut planned) {
-                return Found::Match(planned);
+            if run_plan(plan, bytes, at, end, &mut planned) {
+                return Some(planned);
             }
         }
-        self.memo_spans(text, at, end, memo, spans)
-    }
-
-    /// Group spans from the memo when the middle matched the same bytes with the same
-    /// neighbours (the only context its assertions see), else from the regex on the span.
-    fn memo_spans(
-        &self,
-        text: &str,
-        at: usize,
-        end: usize,
-        memo: &mut Memo,
-        mut spans: Spans,
-    ) -> Found {
-        let bytes = text.as_bytes();
-        let key = &mut memo.scratch;
-        key.clear();
-        key.push(u8::from(at == 0));
-        key.push(if at > 0 { bytes[at - 1] } else { 0 });
-        key.push(u8::from(end == bytes.len()));
-        key.push(bytes.get(end).copied().unwrap_or(0));
-        key.extend_from_slice(&bytes[at..end]);
-        // The address identifies the template: it lives in the template's shared cell for
-        // as long as the detector (which owns the memo) holds the template.
-        let me = self as *const FastTemplate as usize;
-        if memo.template == me && memo.key == *key {
-            if let Some(relative) = memo.spans {
-                for group in 1..self.groups {
-                    if let Some((s, e)) = relative.get(group) {
-                        spans.set(group, (at + s, at + e));
-                    }
-                }
-                return Found::Match(spans);
-            }
-        }
-        let input = Input::new(text).span(at..end).anchored(Anchored::Yes);
-        let mut slots = vec![None; 2 * self.groups];
-        if self.middle.search_slots(&input, &mut slots).is_none() {
-            return Found::Unsure;
-        }
-        let mut relative = Spans::new();
+        let input = Input::new(bytes).span(at..end).anchored(Anchored::Yes);
+        let mut slots = [None; 2 * MAX_GROUPS];
+        let slots = &mut slots[..2 * self.groups];
+        self.middle.search_slots(&input, slots)?;
         for group in 0..self.groups {
             if let (Some(s), Some(e)) = (slots[2 * group], slots[2 * group + 1]) {
-                let (s, e) = (s.get(), e.get());
-                spans.set(group, (s, e));
-                relative.set(group, (s - at, e - at));
+                spans.set(group, (s.get(), e.get()));
             }
         }
-        if spans.get(0) != Some((at, end)) {
-            return Found::Unsure;
-        }
-        memo.template = me;
-        std::mem::swap(&mut memo.key, &mut memo.scratch);
-        memo.spans = Some(relative);
-        Found::Match(spans)
+        (spans.get(0) == Some((at, end))).then_some(spans)
     }
 }
 

@@ -117,6 +117,18 @@ pub struct DateDetector {
     scratch_key: Vec<u8>,
     /// The last match of a template's fast form (see `fast`).
     fast_memo: fast::Memo,
+    /// The last date found from a fast-form match (see `find`).
+    last_found: Option<LastFound>,
+}
+
+/// A date found from a fast-form match: the same memo fill at the same position with the
+/// same `now` converts to the same date.
+#[derive(Debug, Clone)]
+struct LastFound {
+    fill: u64,
+    at: usize,
+    now: f64,
+    found: DateMatch,
 }
 
 /// A field conversion with everything its result depends on: the fields, their captured
@@ -295,6 +307,7 @@ impl DateDetector {
             last_conversion: None,
             scratch_key: Vec::new(),
             fast_memo: fast::Memo::default(),
+            last_found: None,
         };
         for entry in datepattern.unwrap_or("").lines() {
             let entry = entry.trim();
@@ -559,24 +572,49 @@ impl DateDetector {
     /// Find the date in `line` as fail2ban's matchTime+getTime do, with "now" = `now`.
     pub fn find(&mut self, line: &str, now: f64) -> Option<DateMatch> {
         let m = self.match_time(line, now)?;
+        // A line repeating the previous line's date bytes (a burst within one second) gets
+        // its date without converting again.
+        let fill = match &m.caps {
+            Groups::Fast(_, spans) => Some(spans.fill()),
+            Groups::Exact(_) => None,
+        };
+        if let Some(last) = self
+            .last_found
+            .as_ref()
+            .filter(|last| Some(last.fill) == fill && last.at == m.start && last.now == now)
+        {
+            return Some(last.found.clone());
+        }
+        let found = self.find_in(&m, now);
+        self.last_found = fill.map(|fill| LastFound {
+            fill,
+            at: m.start,
+            now,
+            found: found.clone(),
+        });
+        Some(found)
+    }
+
+    /// The date of the chosen match `m`.
+    fn find_in(&mut self, m: &Candidate, now: f64) -> DateMatch {
         let (start, end) = m.caps.span(1).unwrap_or((m.start, m.start));
         let converted = if start == end {
             Converted::Invalid
         } else {
-            self.convert(&m, now)
+            self.convert(m, now)
         };
         let (time, zoned, error) = match converted {
             Converted::Time { secs, zoned } => (Some(secs), zoned, None),
             Converted::Invalid => (None, false, None),
             Converted::Error(e) => (None, false, Some(e)),
         };
-        Some(DateMatch {
+        DateMatch {
             start,
             end,
             time,
             zoned,
             error,
-        })
+        }
     }
 
     /// `now` in the local zone; the conversion is cached since `now` changes rarely (once
