@@ -313,7 +313,7 @@ pub struct Matcher {
 /// Regex results for one single-line buffer, computed ahead of `Filter::find_failure`
 /// (typically on another thread). Each result is kept with the text it was computed for and
 /// used only for that same text, so using it can never change a result.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Prematch {
     /// Shared with the caller rather than copied: whichever thread drops it last frees it.
     buffer: Arc<str>,

@@ -18,6 +18,7 @@ use super::ascii::{self, AsciiFirst};
 use super::regex::split_literal_head;
 
 /// Which failregexes may match, as the prefilter's answer for one line.
+#[derive(Clone)]
 pub struct Candidates {
     /// Bit `i` set: pattern `i` may match. None: no answer (every regex may match), also
     /// for sets of more than [`MAX_PATTERNS`] patterns.

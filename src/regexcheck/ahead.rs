@@ -36,13 +36,16 @@ impl Pending {
         }
     }
 
-    /// Reader side: compute it here if the helper has not claimed it, else take its result.
+    /// Reader side: compute it here if the helper has not claimed it, else copy its result.
+    /// A copy, not the helper's own: what the helper allocated goes back to it with the
+    /// batch and is freed there, since glibc frees another thread's memory under that
+    /// thread's arena lock, which both threads then contend for.
     fn take(&self, matcher: &Matcher, check_all: bool) -> Prematch {
         if !self.claimed.swap(true, Ordering::AcqRel) {
             return matcher.prematch(Arc::clone(&self.buffer), check_all);
         }
-        let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
-        done.take()
+        let done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
+        done.clone()
             .unwrap_or_else(|| matcher.prematch(Arc::clone(&self.buffer), check_all))
     }
 }
