@@ -10,13 +10,12 @@
 //! would give up at its backtrack limit on a hostile line, the DFA still answers, as Python
 //! would.)
 
+use super::plan::{plan, run_plan, Step};
+use crate::filter::ascii::{build_plain, is_plain, render, unoptimized_tree};
 use fancy_regex::{Expr, LookAround};
 use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::util::syntax;
 use regex_automata::{meta, Anchored, Input};
-use regex_syntax::hir::{Class, Hir, HirKind};
-
-use crate::filter::ascii::{build_plain, is_plain, render, unoptimized_tree};
 
 /// Groups (group 0 included) a template may have to take this path.
 pub(crate) const MAX_GROUPS: usize = 16;
@@ -36,7 +35,7 @@ pub(crate) struct Spans {
 const ABSENT: u16 = u16::MAX;
 
 impl Spans {
-    fn new() -> Spans {
+    pub(crate) fn new() -> Spans {
         Spans {
             slots: [[ABSENT; 2]; MAX_GROUPS],
             fill: 0,
@@ -66,7 +65,7 @@ impl Spans {
     }
 
     /// Offsets fit: the caller only passes positions inside a line below 64 KiB.
-    fn set(&mut self, group: usize, (start, end): (usize, usize)) {
+    pub(crate) fn set(&mut self, group: usize, (start, end): (usize, usize)) {
         self.slots[group] = [start as u16, end as u16];
     }
 }
@@ -115,23 +114,6 @@ impl Edge {
         };
         found != self.negated
     }
-}
-
-/// One step of a split plan over the middle's match.
-#[derive(Debug)]
-enum Step {
-    /// A literal or single-byte class.
-    Skip(usize),
-    Open(usize),
-    Close(usize),
-    /// A group that ends at the first byte of `stop` (what follows it, which it cannot
-    /// contain).
-    Field {
-        group: usize,
-        stop: Box<[bool; 256]>,
-    },
-    /// A group that runs to the end of the match.
-    Rest(usize),
 }
 
 /// The last scan of one detector. The DFA's walk depends only on its start context and the
@@ -399,192 +381,4 @@ impl FastTemplate {
         }
         (spans.get(0) == Some((at, end))).then_some(spans)
     }
-}
-
-/// Bytes a plain expression can consume (an over-approximation), None for wide classes.
-fn byte_set(hir: &Hir, set: &mut [bool; 256]) -> Option<()> {
-    match hir.kind() {
-        HirKind::Empty | HirKind::Look(_) => {}
-        HirKind::Literal(lit) => lit.0.iter().for_each(|&b| set[usize::from(b)] = true),
-        HirKind::Class(Class::Bytes(class)) => {
-            for range in class.iter() {
-                (range.start()..=range.end()).for_each(|b| set[usize::from(b)] = true);
-            }
-        }
-        HirKind::Class(Class::Unicode(class)) => {
-            for range in class.iter() {
-                let (lo, hi) = (
-                    u8::try_from(range.start()).ok()?,
-                    u8::try_from(range.end()).ok()?,
-                );
-                (lo..=hi).for_each(|b| set[usize::from(b)] = true);
-            }
-        }
-        HirKind::Repetition(rep) => byte_set(&rep.sub, set)?,
-        HirKind::Capture(cap) => byte_set(&cap.sub, set)?,
-        HirKind::Concat(items) | HirKind::Alternation(items) => {
-            for item in items {
-                byte_set(item, set)?;
-            }
-        }
-    }
-    Some(())
-}
-
-/// One byte's worth of text (a single-byte literal or a byte class), as a byte set.
-fn single_byte(hir: &Hir) -> Option<[bool; 256]> {
-    let fixed = match hir.kind() {
-        HirKind::Literal(lit) => !lit.0.is_empty(),
-        HirKind::Class(Class::Bytes(_)) => true,
-        HirKind::Class(Class::Unicode(class)) => class.iter().all(|r| r.end() <= '\x7f'),
-        _ => false,
-    };
-    if !fixed {
-        return None;
-    }
-    let mut set = [false; 256];
-    match hir.kind() {
-        // A literal's first byte is what follows a field.
-        HirKind::Literal(lit) => set[usize::from(lit.0[0])] = true,
-        _ => byte_set(hir, &mut set)?,
-    }
-    Some(set)
-}
-
-fn is_zero_width(hir: &Hir) -> bool {
-    matches!(hir.kind(), HirKind::Empty | HirKind::Look(_))
-}
-
-/// The bytes the first consuming part of `hir` starts with, when that part is a literal,
-/// a one-byte class, or a group or sequence starting with one.
-fn first_bytes(hir: &Hir) -> Option<[bool; 256]> {
-    match hir.kind() {
-        HirKind::Capture(cap) => first_bytes(&cap.sub),
-        HirKind::Concat(items) => first_bytes(items.iter().find(|h| !is_zero_width(h))?),
-        _ => single_byte(hir),
-    }
-}
-
-/// Where a field stops: at a byte of the set, at the end of the match, or nowhere known
-/// (what follows does not start with a fixed byte).
-#[derive(Clone, Copy)]
-enum Stop<'a> {
-    Bytes(&'a [bool; 256]),
-    End,
-    Unknown,
-}
-
-/// A split plan for a plain regex: sequences of literals, one-byte classes and groups,
-/// where each group whose inside varies is followed by bytes it cannot contain.
-fn plan(hir: &Hir) -> Option<Vec<Step>> {
-    let mut steps = Vec::new();
-    push_item(hir, Stop::End, &mut steps)?;
-    Some(steps)
-}
-
-fn push_sequence(items: &[Hir], after: Stop, steps: &mut Vec<Step>) -> Option<()> {
-    for (i, item) in items.iter().enumerate() {
-        let next = items[i + 1..].iter().find(|h| !is_zero_width(h));
-        let follow;
-        let stop = match next.map(first_bytes) {
-            Some(Some(bytes)) => {
-                follow = bytes;
-                Stop::Bytes(&follow)
-            }
-            Some(None) => Stop::Unknown,
-            None => after,
-        };
-        push_item(item, stop, steps)?;
-    }
-    Some(())
-}
-
-fn push_item(hir: &Hir, stop: Stop, steps: &mut Vec<Step>) -> Option<()> {
-    match hir.kind() {
-        HirKind::Empty | HirKind::Look(_) => {}
-        HirKind::Literal(lit) => steps.push(Step::Skip(lit.0.len())),
-        HirKind::Class(_) => {
-            single_byte(hir)?;
-            steps.push(Step::Skip(1));
-        }
-        HirKind::Concat(items) => push_sequence(items, stop, steps)?,
-        HirKind::Capture(cap) if is_fixed(&cap.sub) => {
-            let group = usize::try_from(cap.index).ok()?;
-            steps.push(Step::Open(group));
-            push_item(&cap.sub, stop, steps)?;
-            steps.push(Step::Close(group));
-        }
-        HirKind::Capture(cap) if !has_capture(&cap.sub) => {
-            let group = usize::try_from(cap.index).ok()?;
-            let mut inside = [false; 256];
-            byte_set(&cap.sub, &mut inside)?;
-            match stop {
-                Stop::Unknown => return None,
-                Stop::End => steps.push(Step::Rest(group)),
-                Stop::Bytes(follow) => {
-                    if inside.iter().zip(follow.iter()).any(|(a, b)| *a && *b) {
-                        return None;
-                    }
-                    steps.push(Step::Field {
-                        group,
-                        stop: Box::new(*follow),
-                    });
-                }
-            }
-        }
-        _ => return None,
-    }
-    Some(())
-}
-
-/// Literals, one-byte classes, zero-width assertions and groups of them in sequence: the
-/// plan walks them without choices.
-fn is_fixed(hir: &Hir) -> bool {
-    match hir.kind() {
-        HirKind::Empty | HirKind::Look(_) | HirKind::Literal(_) => true,
-        HirKind::Class(_) => single_byte(hir).is_some(),
-        HirKind::Concat(items) => items.iter().all(|h| is_fixed(h) || is_field(h)),
-        HirKind::Capture(cap) => is_fixed(&cap.sub),
-        _ => false,
-    }
-}
-
-fn is_field(hir: &Hir) -> bool {
-    matches!(hir.kind(), HirKind::Capture(cap) if !has_capture(&cap.sub))
-}
-
-fn has_capture(hir: &Hir) -> bool {
-    match hir.kind() {
-        HirKind::Capture(_) => true,
-        HirKind::Repetition(rep) => has_capture(&rep.sub),
-        HirKind::Concat(items) | HirKind::Alternation(items) => items.iter().any(has_capture),
-        _ => false,
-    }
-}
-
-fn run_plan(plan: &[Step], bytes: &[u8], at: usize, end: usize, spans: &mut Spans) -> bool {
-    let mut pos = at;
-    let mut opened = [0usize; MAX_GROUPS];
-    for step in plan {
-        match step {
-            Step::Skip(n) => pos += n,
-            Step::Open(group) => opened[*group] = pos,
-            Step::Close(group) => spans.set(*group, (opened[*group], pos)),
-            Step::Field { group, stop } => {
-                let from = pos;
-                while pos < end && !stop[usize::from(bytes[pos])] {
-                    pos += 1;
-                }
-                spans.set(*group, (from, pos));
-            }
-            Step::Rest(group) => {
-                spans.set(*group, (pos.min(end), end));
-                pos = end;
-            }
-        }
-        if pos > end {
-            return false;
-        }
-    }
-    pos == end
 }

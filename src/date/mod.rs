@@ -3,6 +3,7 @@
 
 mod convert;
 mod fast;
+mod plan;
 mod template;
 mod zone;
 
@@ -144,22 +145,21 @@ struct Conversion {
     minute_start: Option<(f64, bool)>,
 }
 
-/// The seconds of a date whose time is the start of its minute plus the seconds: the
-/// template captured a year, a month and a day (no date assumed from "now", which could
-/// flip within the minute) and seconds 0..=59. None otherwise.
-fn minute_seconds(fields: &[(template::Field, usize)], caps: &Groups<'_>) -> Option<i64> {
+/// The seconds of a date whose time may be the start of its minute plus the seconds: the
+/// template captured a month, a day and seconds 0..=59 (a date taken from "now" could flip
+/// within the minute), with whether it captured a year. None otherwise.
+fn minute_seconds(fields: &[(template::Field, usize)], caps: &Groups<'_>) -> Option<(i64, bool)> {
     use template::Field;
     let captured = |wanted: &[Field]| {
         fields
             .iter()
             .any(|&(f, i)| wanted.contains(&f) && caps.text(i).is_some())
     };
-    let dated = captured(&[Field::Year, Field::Year2])
-        && captured(&[Field::Month, Field::MonthAbbr, Field::MonthName])
-        && captured(&[Field::Day]);
+    let dated =
+        captured(&[Field::Month, Field::MonthAbbr, Field::MonthName]) && captured(&[Field::Day]);
     let &(_, group) = fields.iter().find(|(f, _)| *f == Field::Second)?;
     let seconds = convert::int(caps.text(group)?)?;
-    (dated && (0..60).contains(&seconds)).then_some(seconds)
+    (dated && (0..60).contains(&seconds)).then(|| (seconds, captured(&[Field::Year, Field::Year2])))
 }
 
 /// The captured texts a conversion depends on: those of `fields`, without the seconds when
@@ -637,7 +637,8 @@ impl DateDetector {
         let template = &self.entries[idx].template;
         match &template.kind {
             Kind::Pattern(fields) => {
-                let seconds = minute_seconds(fields, &m.caps);
+                let minute = minute_seconds(fields, &m.caps);
+                let seconds = minute.map(|(s, _)| s);
                 if let Some(last) = &self.last_conversion {
                     if last.now == now
                         && last.fields == *fields
@@ -678,7 +679,27 @@ impl DateDetector {
                             let used = wall as f64 - secs;
                             used == offset(start) && used == offset(start + 59.0)
                         });
-                        (zoned || steady).then_some((start, zoned))
+                        // Without a year, fail2ban takes the previous year for a date more
+                        // than a day ahead: both ends of the minute must fall on the side
+                        // of that point this line fell on.
+                        let year_kept = minute.is_some_and(|(_, year)| year)
+                            || ["0", "59"].iter().all(|second| {
+                                let ctx = Context {
+                                    wall: std::cell::Cell::new(None),
+                                    ..ctx
+                                };
+                                let at = convert::int(second).unwrap_or(0) as f64;
+                                let values = fields.iter().map(|&(f, i)| match f {
+                                    template::Field::Second => (f, Some(*second)),
+                                    _ => (f, m.caps.text(i)),
+                                });
+                                convert::fields_to_time(values, &ctx)
+                                    == (Converted::Time {
+                                        secs: start + at,
+                                        zoned,
+                                    })
+                            });
+                        ((zoned || steady) && year_kept).then_some((start, zoned))
                     }
                     _ => None,
                 };

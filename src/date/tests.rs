@@ -648,11 +648,22 @@ fn minute_memo_gives_what_a_full_conversion_gives() {
         yearless.push(format!("{date} host sshd[1]: x"));
         yearless.push(format!("{date}.123 host sshd[1]: x"));
     }
+    // No year, around the point a day after now (2005-08-15 12:00:00 local) past which the
+    // previous year is taken: inside the minute 12:00 the year changes after second 0.
+    let mut year_edge = Vec::new();
+    for time in [
+        "12:00:30", "12:00:00", "12:00:01", "12:00:59", "11:59:59", "12:00:00", "12:01:00",
+        "12:00:02", "11:59:00", "11:59:30",
+    ] {
+        year_edge.push(format!("Aug 15 {time} host sshd[1]: x"));
+    }
     for (pattern, lines, zone_rule) in [
         (r"^\[%d/%b/%Y %H:%M:%S\]", &lines, TZ),
         (r"^%Y-%m-%d %H:%M:%S %z", &zoned, TZ),
         (r"^\[%d/%b/%Y %H:%M:%S\]", &odd, odd_zone),
         (r"^%b %d %H:%M:%S(?:\.%f)?", &yearless, TZ),
+        (r"^%b %d %H:%M:%S", &year_edge, TZ),
+        (r"{^LN-BEG}", &year_edge, TZ),
     ] {
         let zone = LocalZone::posix(zone_rule).unwrap();
         let mut sequential = DateDetector::new(Some(pattern), None, zone).unwrap();
@@ -660,6 +671,7 @@ fn minute_memo_gives_what_a_full_conversion_gives() {
             // The same state without the memo: a full conversion.
             let mut full = sequential.clone();
             full.last_conversion = None;
+            full.last_found = None;
             let want = full.find(line, NOW).map(|m| (m.time, m.zoned));
             let got = sequential.find(line, NOW).map(|m| (m.time, m.zoned));
             assert_eq!(got, want, "{pattern}: {line}");
