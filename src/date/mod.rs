@@ -681,10 +681,14 @@ impl DateDetector {
                         });
                         // Without a year, fail2ban takes the previous year for a date more
                         // than a day ahead: both ends of the minute must fall on the side
-                        // of that point this line fell on.
-                        let year_kept = minute.is_some_and(|(_, year)| year)
+                        // of that point this line fell on. (Probed on a copy of the zone:
+                        // a conversion moves its mktime guess.)
+                        let probe_zone = self.zone.clone();
+                        let year_kept = !(zoned || steady)
+                            || minute.is_some_and(|(_, year)| year)
                             || ["0", "59"].iter().all(|second| {
                                 let ctx = Context {
+                                    zone: &probe_zone,
                                     wall: std::cell::Cell::new(None),
                                     ..ctx
                                 };

@@ -683,3 +683,30 @@ fn minute_memo_gives_what_a_full_conversion_gives() {
         }
     }
 }
+
+#[test]
+fn yearless_minute_probes_leave_the_zone_guess_alone() {
+    // The autumn overlap of a rule switching at 03:00:30 local: 03:00:10 and 03:00:20 are
+    // read with the offset guessed from the line before (CEST), as mktime would, whatever
+    // the end of their minute (03:00:59, CET only) converts to.
+    let zone = LocalZone::posix("CET-1CEST,M3.5.0/2:00:30,M10.5.0/3:00:30").unwrap();
+    let mut detector = DateDetector::new(Some(r"^%b %d %H:%M:%S"), None, zone).unwrap();
+    let now = 1_761_955_200.0; // 2025-11-01 00:00:00 UTC
+    let times: Vec<_> = [
+        "Oct 26 01:30:00 x",
+        "Oct 26 03:00:10 x",
+        "Oct 26 03:00:20 x",
+    ]
+    .iter()
+    .map(|line| detector.find(line, now).and_then(|m| m.time))
+    .collect();
+    // 2025-10-25 23:30:00, 2025-10-26 01:00:10 and 01:00:20 UTC.
+    assert_eq!(
+        times,
+        vec![
+            Some(1_761_435_000.0),
+            Some(1_761_440_410.0),
+            Some(1_761_440_420.0)
+        ]
+    );
+}
