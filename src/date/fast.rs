@@ -49,6 +49,9 @@ impl Spans {
     /// The spans moved by `by` bytes to the right (`by` may be negative).
     fn shifted(&self, by: isize) -> Spans {
         let mut moved = *self;
+        if by == 0 {
+            return moved;
+        }
         for slot in moved.slots.iter_mut().filter(|s| s[0] != ABSENT) {
             for offset in slot.iter_mut() {
                 *offset = (*offset as isize + by) as u16;
@@ -289,41 +292,54 @@ impl FastTemplate {
     /// The template's match starting exactly at `at` in the ASCII `text`, as the exact
     /// regex searched anchored there would find it.
     pub(crate) fn captures_at(&self, text: &str, at: usize, memo: &mut Memo) -> Found {
-        if text.len() >= ABSENT as usize {
-            return Found::Unsure;
-        }
-        if !self.lead.iter().all(|e| e.holds(text, at)) {
-            return Found::NoMatch;
+        if let Some(found) = self.recall(text, at, memo) {
+            return found;
         }
         let bytes = text.as_bytes();
-        let me = self as *const FastTemplate as usize;
-        if !memo.recalls(me, bytes, at) {
-            let Some(scan) = self.scan(bytes, at) else {
-                return Found::Unsure;
-            };
-            let found = match scan.end {
-                None => None,
-                // The first middle match is the exact one only if the trailing lookaheads
-                // hold after it; otherwise the exact regex may take another way.
-                Some(end) if !self.trail.iter().all(|e| e.holds(text, end)) => {
-                    return Found::Unsure
-                }
-                Some(end) => match self.spans(bytes, at, end) {
-                    Some(spans) => Some(spans),
-                    None => return Found::Unsure,
-                },
-            };
-            memo.fill(me, bytes, at, &scan, found);
+        let Some(scan) = self.scan(bytes, at) else {
+            return Found::Unsure;
+        };
+        let found = match scan.end {
+            None => None,
+            // The first middle match is the exact one only if the trailing lookaheads hold
+            // after it; otherwise the exact regex may take another way.
+            Some(end) if !self.trail.iter().all(|e| e.holds(text, end)) => return Found::Unsure,
+            Some(end) => match self.spans(bytes, at, end) {
+                Some(spans) => Some(spans),
+                None => return Found::Unsure,
+            },
+        };
+        memo.fill(
+            self as *const FastTemplate as usize,
+            bytes,
+            at,
+            &scan,
+            found,
+        );
+        self.recall(text, at, memo).unwrap_or(Found::Unsure)
+    }
+
+    /// What `captures_at` finds without scanning: None when `memo` does not hold this
+    /// template's scan of the same bytes from `at`.
+    pub(crate) fn recall(&self, text: &str, at: usize, memo: &Memo) -> Option<Found> {
+        if text.len() >= ABSENT as usize {
+            return Some(Found::Unsure);
+        }
+        if !self.lead.iter().all(|e| e.holds(text, at)) {
+            return Some(Found::NoMatch);
+        }
+        if !memo.recalls(self as *const FastTemplate as usize, text.as_bytes(), at) {
+            return None;
         }
         let Some(relative) = memo.found else {
-            return Found::NoMatch;
+            return Some(Found::NoMatch);
         };
         let spans = relative.shifted(at as isize);
-        match spans.get(0) {
+        Some(match spans.get(0) {
             // A lookahead may read past the bytes the DFA read: checked again.
             Some((_, end)) if self.trail.iter().all(|e| e.holds(text, end)) => Found::Match(spans),
             _ => Found::Unsure,
-        }
+        })
     }
 
     /// Walk the DFA from `at` as a leftmost-first search does, counting the bytes read.

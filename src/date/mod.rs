@@ -515,30 +515,59 @@ impl DateDetector {
             }
         }
         let chosen = chosen.or(reserve)?;
-        let i = chosen.idx;
+        self.record_choice(chosen.idx, line, chosen.start, chosen.end, now);
+        Some(chosen)
+    }
+
+    /// The statistics and positions `matchTime` keeps of the template `i` chosen for `line`
+    /// with the match `start..end`.
+    fn record_choice(&mut self, i: usize, line: &str, start: usize, end: usize, now: f64) {
         let entry = &mut self.entries[i];
         entry.hits += 1;
         entry.last_used = now;
-        entry.distance = chosen.start;
+        entry.distance = start;
         if self.first_unused == i {
             self.first_unused += 1;
         }
         self.last_pos = Boundary {
-            pos: chosen.start,
-            before: char_before(line, chosen.start),
-            at: char_at(line, chosen.start),
+            pos: start,
+            before: char_before(line, start),
+            at: char_at(line, start),
         };
         self.last_end = Boundary {
-            pos: chosen.end,
-            before: char_before(line, chosen.end),
-            at: char_at(line, chosen.end),
+            pos: end,
+            before: char_before(line, end),
+            at: char_at(line, end),
         };
         let mut final_idx = i;
         if i != 0 && Some(i) != self.last_idx {
             final_idx = self.reorder(i);
         }
         self.last_idx = Some(final_idx);
-        Some(chosen)
+    }
+
+    /// The previous line's date for a line that repeats the bytes which decided it (a burst
+    /// of lines within one second): with the last template anchored at the line start,
+    /// `match_time` would search only it, its fast form would recall the same memo fill,
+    /// and `find` would reuse the same conversion. Done here with the same bookkeeping.
+    fn repeat(&mut self, line: &str, now: f64) -> Option<DateMatch> {
+        let last = self
+            .last_found
+            .as_ref()
+            .filter(|last| last.at == 0 && last.now == now)?;
+        let i = self.last_idx?;
+        let template = &self.entries.get(i)?.template;
+        if !(template.anchored() && template.start_anchored && line.is_ascii()) {
+            return None;
+        }
+        let fast::Found::Match(spans) = template.fast()?.recall(line, 0, &self.fast_memo)? else {
+            return None;
+        };
+        let (_, end) = spans.get(0).filter(|_| spans.fill() == last.fill)?;
+        let found = last.found.clone();
+        self.entries[i].regex_hits += 1;
+        self.record_choice(i, line, 0, end, now);
+        Some(found)
     }
 
     /// `_reorderTemplate`: bubble a template up when its weight or recency beats the target.
@@ -571,6 +600,9 @@ impl DateDetector {
 
     /// Find the date in `line` as fail2ban's matchTime+getTime do, with "now" = `now`.
     pub fn find(&mut self, line: &str, now: f64) -> Option<DateMatch> {
+        if let Some(found) = self.repeat(line, now) {
+            return Some(found);
+        }
         let m = self.match_time(line, now)?;
         // A line repeating the previous line's date bytes (a burst within one second) gets
         // its date without converting again.

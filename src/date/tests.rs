@@ -710,3 +710,41 @@ fn yearless_minute_probes_leave_the_zone_guess_alone() {
         ]
     );
 }
+
+#[test]
+fn repeated_dates_keep_the_detector_state_of_a_full_search() {
+    // Bursts within one second, a year after the time (read by the DFA past the seconds),
+    // a non-ASCII tail, a different format in between.
+    let lines = [
+        "Mar  1 00:00:01 gw sshd[1]: a",
+        "Mar  1 00:00:01 gw sshd[2]: b",
+        "Mar  1 00:00:01 2025 gw sshd[2]: b",
+        "Mar  1 00:00:01 2025 gw sshd[2]: b",
+        "Mar  1 00:00:01 gw sshd[3]: é",
+        "Mar  1 00:00:01 gw sshd[3]: c",
+        "2025-03-01 00:00:02 gw x",
+        "Mar  1 00:00:01 gw sshd[4]: d",
+        "Mar  1 00:00:01 gw sshd[4]: d",
+        "Mar  1 00:00:02 gw sshd[4]: d",
+    ];
+    for pattern in [None, Some("{^LN-BEG}")] {
+        let mut repeating = DateDetector::new(pattern, None, zone()).unwrap();
+        let mut searching = repeating.clone();
+        for line in lines {
+            searching.last_found = None;
+            let want = searching.find(line, NOW);
+            let got = repeating.find(line, NOW);
+            assert_eq!(got, want, "{pattern:?}: {line}");
+            assert_eq!(
+                repeating.template_hits(),
+                searching.template_hits(),
+                "{line}"
+            );
+            assert_eq!(repeating.last_idx, searching.last_idx, "{line}");
+            assert_eq!(repeating.last_end.pos, searching.last_end.pos, "{line}");
+            let regex_hits =
+                |d: &DateDetector| d.entries.iter().map(|e| e.regex_hits).collect::<Vec<_>>();
+            assert_eq!(regex_hits(&repeating), regex_hits(&searching), "{line}");
+        }
+    }
+}
