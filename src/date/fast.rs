@@ -6,16 +6,16 @@
 //! hand so that it tells how many bytes decided the match: a line that repeats those bytes
 //! (the usual burst of lines within one second) reuses the previous match without any
 //! search. Only ASCII text takes this path; anything it cannot decide goes back to the exact
-//! regex. (One difference by design: where the exact regex
-//! would give up at its backtrack limit on a hostile line, the DFA still answers, as Python
-//! would.)
+//! regex. (One difference by design: where the exact regex would give up at its backtrack
+//! limit on a hostile line, the DFA still answers, as Python would.)
 
-use super::plan::{plan, run_plan, Step};
-use crate::filter::ascii::{build_plain, is_plain, render, unoptimized_tree};
 use fancy_regex::{Expr, LookAround};
 use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::util::syntax;
 use regex_automata::{meta, Anchored, Input};
+
+use super::plan::{plan, run_plan, Step};
+use crate::filter::ascii::{build_plain, is_plain, render, unoptimized_tree};
 
 /// Groups (group 0 included) a template may have to take this path.
 pub(crate) const MAX_GROUPS: usize = 16;

@@ -715,10 +715,9 @@ impl DateDetector {
                         // than a day ahead: both ends of the minute must fall on the side
                         // of that point this line fell on. (Probed on a copy of the zone:
                         // a conversion moves its mktime guess.)
-                        let probe_zone = self.zone.clone();
-                        let year_kept = !(zoned || steady)
-                            || minute.is_some_and(|(_, year)| year)
-                            || ["0", "59"].iter().all(|second| {
+                        let year_kept = || {
+                            let probe_zone = self.zone.clone();
+                            ["0", "59"].iter().all(|second| {
                                 let ctx = Context {
                                     zone: &probe_zone,
                                     wall: std::cell::Cell::new(None),
@@ -734,8 +733,10 @@ impl DateDetector {
                                         secs: start + at,
                                         zoned,
                                     })
-                            });
-                        ((zoned || steady) && year_kept).then_some((start, zoned))
+                            })
+                        };
+                        let year_known = minute.is_some_and(|(_, year)| year);
+                        ((zoned || steady) && (year_known || year_kept())).then_some((start, zoned))
                     }
                     _ => None,
                 };
