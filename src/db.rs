@@ -257,6 +257,11 @@ impl Db {
         // WAL + NORMAL sync: a crash loses at most the last transactions, never corrupts.
         let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Statement journals in memory: every ban's savepoint would otherwise open, write and
+        // delete a temporary file. A small page cache: the daemon's queries touch few pages,
+        // and the default 2 MB would sit in its resident memory.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "cache_size", -256)?;
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating schema in {}", path.display()))?;
         let version: Option<i64> = conn
