@@ -402,7 +402,7 @@ fn single_line_rest(expr: &Expr) -> bool {
         if matches!(**child, Expr::Any { newline: false, .. }))
 }
 
-fn count_groups(expr: &Expr, counter: &mut usize) {
+pub(super) fn count_groups(expr: &Expr, counter: &mut usize) {
     if matches!(expr, Expr::Group(_)) {
         *counter += 1;
     }

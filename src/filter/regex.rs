@@ -424,9 +424,9 @@ pub struct FilterRegex {
     regex: AsciiFirst<str, fancy_regex::Regex>,
     /// Named groups in definition order.
     names: Vec<(usize, GroupName)>,
-    /// For a prefregex `P(?P<content>.+)$` searched in single-line buffers: `P` alone (see
-    /// `search_split`).
-    head: Option<AsciiFirst<str, fancy_regex::Regex>>,
+    /// For a prefregex `P(?P<content>.+)$` searched in single-line buffers (see
+    /// `split_content_tail`).
+    split: Option<Split>,
     /// Built on first use (see `LiteralHead`).
     literal_head: OnceLock<Option<LiteralHead>>,
 }
@@ -438,6 +438,72 @@ pub struct FilterRegex {
 struct LiteralHead {
     literal: String,
     rest: meta::Regex,
+}
+
+/// A prefregex searched by its head: `P` of `P(?P<content>.+)$` or `P(?P<content>.+?)T$`.
+#[derive(Debug, Clone)]
+struct Split {
+    head: AsciiFirst<str, fancy_regex::Regex>,
+    /// Group number of `content`.
+    content: usize,
+    tail: Option<ContentTail>,
+}
+
+/// The `T$` after a lazy content group `(?P<content>.+?)` (or `.*?`): the content ends where
+/// `T$` first matches, so on ASCII text the leftmost match of `T$` from the content's
+/// shortest end is the whole regex's, groups and all, without walking the content with
+/// the backtracker.
+#[derive(Debug, Clone)]
+struct ContentTail {
+    /// `T$`, ASCII build; its groups are the whole regex's from `first_group` on.
+    regex: meta::Regex,
+    /// Shortest content: 1 for `.+?`, 0 for `.*?`.
+    min_content: usize,
+    /// Whole-regex number of the tail's group 1.
+    first_group: usize,
+}
+
+impl ContentTail {
+    /// The tail of a prefregex whose top level is `P (?P<content>.+?) T $` (content numbered
+    /// `content`), when `T` is plain and defines no `content` group itself.
+    fn new(translated: &str, content: usize, groups: usize) -> Option<ContentTail> {
+        let Expr::Concat(items) = ascii::unoptimized_tree(translated)? else {
+            return None;
+        };
+        let mut counter = 0;
+        let at = items.iter().position(|item| {
+            let before = counter;
+            super::prefilter::count_groups(item, &mut counter);
+            before + 1 == content && matches!(item, Expr::Group(_))
+        })?;
+        let Expr::Group(group) = &items[at] else {
+            return None;
+        };
+        let min_content = match &**group {
+            Expr::Repeat {
+                child,
+                lo,
+                hi: usize::MAX,
+                greedy: false,
+            } if *lo <= 1 && matches!(**child, Expr::Any { newline: false, .. }) => *lo,
+            _ => return None,
+        };
+        let tail = Expr::Concat(items[at + 1..].to_vec());
+        if !matches!(
+            items.last(),
+            Some(Expr::Assertion(Assertion::EndLine { crlf: false }))
+        ) || at + 2 >= items.len()
+            || !ascii::is_plain(&tail)
+        {
+            return None;
+        }
+        let regex = ascii::build_plain(&ascii::render(&tail))?;
+        (content + regex.captures_len() == groups).then_some(ContentTail {
+            regex,
+            min_content,
+            first_group: content + 1,
+        })
+    }
 }
 
 /// Shortest literal worth splitting off.
@@ -565,7 +631,7 @@ impl FilterRegex {
             translated,
             regex,
             names,
-            head: None,
+            split: None,
             literal_head: OnceLock::new(),
         })
     }
@@ -575,6 +641,9 @@ impl FilterRegex {
     /// the line as the content, which spares the backtracker the whole line. Same results,
     /// except where the whole regex would give up at the backtrack limit and `P` does not
     /// (Python, without a limit, finds that match too).
+    ///
+    /// A lazy content followed by more, `P(?P<content>.+?)T$` with a plain `T`, is searched
+    /// as `P`, then `T$` from the content's shortest end (see `ContentTail`).
     pub fn split_content_tail(&mut self) {
         let Some(content) = self.group_index("content") else {
             return;
@@ -582,54 +651,88 @@ impl FilterRegex {
         let head = [r"(?P<content>.+)$", r"(?P<content>.+?)$"]
             .iter()
             .find_map(|tail| self.translated.strip_suffix(tail));
-        let Some(head) = head.filter(|_| {
+        let head = head.filter(|_| {
             super::prefilter::content_runs_to_line_end_text(&self.translated, content)
                 && self.names.last().is_some_and(|(i, _)| *i == content)
-        }) else {
+        });
+        if let Some(head) = head {
+            self.split = AsciiFirst::new(head.into(), compile)
+                .ok()
+                .map(|head| Split {
+                    head,
+                    content,
+                    tail: None,
+                });
+            return;
+        }
+        let Some(groups) = self.regex.any().map(|r| r.captures_len()) else {
             return;
         };
-        self.head = AsciiFirst::new(head.into(), compile).ok();
+        let Some(tail) = ContentTail::new(&self.translated, content, groups) else {
+            return;
+        };
+        // The content group is at the top level, so the text before it is the head.
+        let Some(at) = self.translated.find("(?P<content>") else {
+            return;
+        };
+        let head = AsciiFirst::new(self.translated[..at].into(), compile).ok();
+        self.split = head
+            .filter(|h| h.any().is_some_and(|h| h.captures_len() == content))
+            .map(|head| Split {
+                head,
+                content,
+                tail: Some(tail),
+            });
     }
 
     /// Whether `split_content_tail` found a head to search by.
     pub fn has_head(&self) -> bool {
-        self.head.is_some()
+        self.split.is_some()
     }
 
     /// `search` by the head regex (see `split_content_tail`). None when the head's answer
     /// does not settle it: its first parse leaves no content, the buffer is not one line, or
     /// the head failed (backtrack limit); the whole regex then decides.
-    fn search_split(
-        &self,
-        head: &AsciiFirst<str, fancy_regex::Regex>,
-        text: &str,
-    ) -> Option<Option<RegexMatch>> {
-        let Some(caps) = head.for_text(text)?.captures(text).ok()? else {
+    fn search_split(&self, split: &Split, text: &str) -> Option<Option<RegexMatch>> {
+        let Some(caps) = split.head.for_text(text)?.captures(text).ok()? else {
             // The whole regex matches only where its head does.
             return Some(None);
         };
         let whole = caps.get(0)?;
-        let content = text.get(whole.end()..)?.strip_suffix('\n')?;
-        if content.is_empty() || content.contains('\n') {
+        let line = text.get(whole.end()..)?.strip_suffix('\n')?;
+        if line.contains('\n') {
             return None;
         }
-        let last = self.names.len() - 1;
+        let (content_end, end, tail_caps) = match &split.tail {
+            None if line.is_empty() => return None,
+            None => (text.len() - 1, text.len() - 1, None),
+            Some(_) if !text.is_ascii() => return None,
+            Some(tail) => {
+                let input = Input::new(text).range(whole.end() + tail.min_content..);
+                let mut found = tail.regex.create_captures();
+                tail.regex.search_captures(&input, &mut found);
+                // No tail after this head parse: the whole regex decides.
+                let m = found.get_match().filter(|m| m.start() < text.len())?;
+                (m.start(), m.end(), Some((tail, found)))
+            }
+        };
         let groups = self
             .names
             .iter()
-            .enumerate()
-            .map(|(k, (i, n))| {
-                let value = if k == last {
-                    Some(content.to_string())
-                } else {
-                    caps.get(*i).map(|m| m.as_str().to_string())
+            .map(|(i, n)| {
+                let span = match &tail_caps {
+                    _ if *i == split.content => Some((whole.end(), content_end)),
+                    Some((tail, found)) if *i >= tail.first_group => found
+                        .get_group(*i - tail.first_group + 1)
+                        .map(|s| (s.start, s.end)),
+                    _ => caps.get(*i).map(|m| (m.start(), m.end())),
                 };
-                (n.clone(), value)
+                (n.clone(), span.map(|(s, e)| text[s..e].to_string()))
             })
             .collect();
         Some(Some(RegexMatch {
             start: whole.start(),
-            end: whole.end() + content.len(),
+            end,
             groups,
         }))
     }
@@ -662,7 +765,7 @@ impl FilterRegex {
     /// Unanchored leftmost search (Python `re.search`). A search that exceeds the backtrack
     /// limit counts as no match.
     pub fn search(&self, text: &str) -> Option<RegexMatch> {
-        if let Some(found) = self.head.as_ref().and_then(|h| self.search_split(h, text)) {
+        if let Some(found) = self.split.as_ref().and_then(|h| self.search_split(h, text)) {
             return found;
         }
         let ascii = text.is_ascii();
@@ -792,6 +895,14 @@ mod tests {
             r"^(?:x|xy)(?P<content>.+?)$",
             // Unanchored: the leftmost head match decides too.
             r"(?P<tag>[a-z]+):(?P<content>.+)$",
+            // A lazy content with a tail: the tail's leftmost match ends the content.
+            r"^(?P<x>a)?(?P<content>.+?)(?:, u=(?P<user>\S+))?\s*$",
+            r"^(?P<content>.*?)(?P<t>x*)$",
+            r"^a(?P<content>.+?) (?:end|ending)$",
+            r"(?P<tag>[a-z]+):(?P<content>.+?)(?P<n>\d+)?$",
+            r"^(?P<content>.+?)\bx$",
+            r"^(?P<content>.+?)\s+$",
+            r"^(?:x|xy)(?P<content>.+?)(?P<e>[^:]*)$",
         ];
         let texts = [
             "[12]: hello\n",
@@ -809,6 +920,23 @@ mod tests {
             "[1]\n",
             "ab:cd:ef\n",
             "é:ü\n",
+            "x, u=bob \n",
+            "a, u=bob\n",
+            "ab, u=\n",
+            "a, u=b, u=c\n",
+            "abc end\n",
+            "abc ending\n",
+            "a end\n",
+            "ab \n",
+            "ab  \n",
+            "hello x\n",
+            "hellox\n",
+            "x x\n",
+            "ab:12\n",
+            "ab:1\n",
+            "xy:z\n",
+            "xx\n",
+            "aé end\n",
         ];
         for pattern in cases {
             let whole = FilterRegex::new(pattern, "warn", Anchors::SingleLineBuffer).unwrap();
@@ -828,6 +956,8 @@ mod tests {
             r"^(?P<content>.+)(?P<x>)$",
             r"^(?:a|(?P<content>.+))$",
             r"^(?P<content>.+) end$",
+            r"^(?P<content>.+?)(?=x)$",
+            r"^(?P<content>.+?)(?P<content2>(?:a(?P<g>b))+)$",
         ] {
             let mut re = FilterRegex::new(pattern, "warn", Anchors::SingleLineBuffer).unwrap();
             re.split_content_tail();
