@@ -3,6 +3,7 @@
 
 pub mod ascii;
 pub mod data;
+pub mod expand;
 pub mod prefilter;
 pub mod regex;
 

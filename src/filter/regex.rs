@@ -10,6 +10,7 @@ use regex_automata::{meta, Anchored, Input};
 
 use super::ascii::{self, AsciiFirst};
 use super::data::{GroupName, Groups};
+use super::expand::Expanded;
 
 /// Backtracking steps allowed per search; crafted lines hit this instead of hanging.
 const BACKTRACK_LIMIT: usize = 200_000;
@@ -429,6 +430,8 @@ pub struct FilterRegex {
     split: Option<Split>,
     /// Built on first use (see `LiteralHead`).
     literal_head: OnceLock<Option<LiteralHead>>,
+    /// Built on first use (see `expand`).
+    expanded: OnceLock<Option<Expanded>>,
 }
 
 /// A regex `\A` + literal + plain rest, searched on ASCII text as "starts with the literal,
@@ -547,20 +550,13 @@ impl LiteralHead {
             .anchored(Anchored::Yes);
         let mut slots = vec![None; self.rest.group_info().slot_len()];
         self.rest.search_slots(&input, &mut slots)?;
+        // The rest's match starts after the literal; the whole regex's at 0.
         let span = |group: usize| match (slots.get(2 * group)?, slots.get(2 * group + 1)?) {
+            (Some(_), Some(e)) if group == 0 => Some((0, e.get())),
             (Some(s), Some(e)) => Some((s.get(), e.get())),
             _ => None,
         };
-        let (_, end) = span(0)?;
-        let groups = names
-            .iter()
-            .map(|(i, n)| (n.clone(), span(*i).map(|(s, e)| text[s..e].to_string())))
-            .collect();
-        Some(RegexMatch {
-            start: 0,
-            end,
-            groups,
-        })
+        RegexMatch::from_spans(text, span, names)
     }
 }
 
@@ -588,6 +584,20 @@ pub struct RegexMatch {
 }
 
 impl RegexMatch {
+    /// The match of `text` whose group spans `span` gives by group number (0: the whole).
+    fn from_spans(
+        text: &str,
+        span: impl Fn(usize) -> Option<(usize, usize)>,
+        names: &[(usize, GroupName)],
+    ) -> Option<RegexMatch> {
+        let (start, end) = span(0)?;
+        let groups = names
+            .iter()
+            .map(|(i, n)| (n.clone(), span(*i).map(|(s, e)| text[s..e].to_string())))
+            .collect();
+        Some(RegexMatch { start, end, groups })
+    }
+
     /// Value of a named group, None when absent or not participating.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.groups
@@ -633,6 +643,7 @@ impl FilterRegex {
             names,
             split: None,
             literal_head: OnceLock::new(),
+            expanded: OnceLock::new(),
         })
     }
 
@@ -777,6 +788,15 @@ impl FilterRegex {
             if let Some(literal_head) = literal_head {
                 return literal_head.search(text, &self.names);
             }
+            let expanded = self.expanded.get_or_init(|| {
+                let groups = self.regex.any()?.captures_len();
+                Expanded::new(&self.translated, groups)
+            });
+            if let Some(found) = expanded.as_ref().and_then(|e| e.search(text)) {
+                let spans = found?;
+                let span = |group: usize| spans.get(group).copied().flatten();
+                return RegexMatch::from_spans(text, span, &self.names);
+            }
         }
         let caps = self.regex.for_ascii(ascii)?.captures(text).ok()??;
         let whole = caps.get(0)?;
@@ -868,6 +888,79 @@ mod tests {
                 assert_eq!(fast, exact, "{pattern} on {text:?}");
                 assert_eq!(regex.search(text), regex_search_exact(&regex, text));
             }
+        }
+    }
+
+    #[test]
+    fn expanded_search_keeps_whole_regex_results() {
+        let expandable = [
+            // The shape of sshd's `Failed …` failregex: conditionals on an optional group and
+            // on a group set by one alternative, tempered dots lazy and greedy.
+            r"^Failed (?:(?P<pk>publickey)|\S+) for (?P<inv>invalid user )?(?P<user>(?P<plain>\S+)|(?(inv)(?:(?! from ).)*?|[^:]+)) from <HOST>(?: port \d+)?(?: ssh\d*)?(?(plain): |(?:(?! from ).)*$)",
+            r"^(?:(?P<a>a)|b)(?(a)c|d)(?P<rest>(?:(?!ab).)*)$",
+            r"^(?P<a>a)??(?(a)a|ab)$",
+            r"^(?P<a>q)(?(a)r|s)",
+            r"x(?P<m>(?:(?!--).)*)--",
+            r"^(?P<m>(?:(?!--).)*?)-",
+            r"^(?P<a>x)?(?:(?(a)y|z))+$",
+        ];
+        let texts = [
+            "Failed password for root from 192.0.2.1 port 22 ssh2\n",
+            "Failed password for invalid user bob from 2001:db8::1 port 22 ssh2\n",
+            "Failed password for invalid user a from b from 192.0.2.1 port 22 ssh2\n",
+            "Failed password for root from 192.0.2.1 port 22 ssh2: RSA x\n",
+            "Failed publickey for root from 192.0.2.1 port 22 ssh2 from 192.0.2.9\n",
+            "Failed password for user from host.example.org\n",
+            "Failed password for  from 192.0.2.1\n",
+            "acx\n",
+            "acxab\n",
+            "bdyyy\n",
+            "bcy\n",
+            "aa\n",
+            "aab\n",
+            "ab\n",
+            "qr\n",
+            "qs\n",
+            "x a-b -- c\n",
+            "x a--\n",
+            "xx---\n",
+            "a-b--c\n",
+            "--\n",
+            "xyy\n",
+            "zz\n",
+            "xz\n",
+            "\n",
+            "",
+        ];
+        for pattern in expandable {
+            let regex = single(pattern);
+            let groups = regex.regex.any().expect("ascii build").captures_len();
+            assert!(
+                Expanded::new(&regex.translated, groups).is_some(),
+                "{pattern} expands"
+            );
+            for text in texts {
+                assert_eq!(
+                    regex.search(text),
+                    regex_search_exact(&regex, text),
+                    "{pattern} on {text:?}"
+                );
+            }
+        }
+        for pattern in [
+            r"^(?P<a>a)\1",
+            r"^(?:x(?:(?!a).)*)+$",
+            r"^(?<=a)b(?(1)c|d)",
+            r"^(?P<a>a)*(?(a)b|c)",
+            // Plain already: regex-automata runs it as it is.
+            r"^(?P<a>a)?b",
+        ] {
+            let regex = single(pattern);
+            let groups = regex.regex.any().map_or(0, |r| r.captures_len());
+            assert!(
+                Expanded::new(&regex.translated, groups).is_none(),
+                "{pattern} is not expanded"
+            );
         }
     }
 

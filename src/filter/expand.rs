@@ -1,0 +1,476 @@
+//! Plain forms of regexes that need fancy-regex's backtracking VM only for conditionals
+//! `(?(g)yes|no)` and tempered dots `(?:(?!literal).)*`, as in sshd's `Failed …` failregex.
+//! A conditional is expanded by distributing the rest of the pattern over the choice that
+//! decides its group (`(g)?` or an alternation defining it), each alternative then knowing
+//! which branch to take. A tempered dot becomes `.*` in a group of its own, and a match is
+//! kept only when no position of that group's span starts the literal. The regex then runs on
+//! regex-automata's engines, several times faster than the VM, with the same match and groups:
+//! both forms try the same paths in the same order, and the checks reject exactly the paths
+//! the lookaheads prune; when the best relaxed path fails a check, the VM decides.
+
+use std::collections::HashMap;
+
+use fancy_regex::{Expr, LookAround};
+use memchr::memmem;
+use regex_automata::{meta, Input};
+
+use super::ascii;
+
+/// Most alternatives an expansion may produce (each copies the rest of the pattern).
+const MAX_ALTERNATIVES: usize = 16;
+
+/// A regex's plain form: see the module comment.
+#[derive(Debug, Clone)]
+pub struct Expanded {
+    regex: meta::Regex,
+    /// Groups of the original regex, counting the whole match.
+    original_groups: usize,
+    /// For each group of `regex` (index 0 unused), the original regex's group number, or None
+    /// for the group of a tempered dot.
+    groups: Vec<Option<usize>>,
+    /// Tempered dots: the group holding the relaxed `.*` and the literal no position of its
+    /// span may start.
+    checks: Vec<(usize, memmem::Finder<'static>)>,
+}
+
+/// The pattern tree with each group's original number, conditionals and tempered dots made
+/// explicit; everything else is a plain leaf rendered as it is.
+#[derive(Debug, Clone)]
+enum Node {
+    Leaf(Expr),
+    Concat(Vec<Node>),
+    Alt(Vec<Node>),
+    Group(usize, Box<Node>),
+    Repeat {
+        child: Box<Node>,
+        lo: usize,
+        hi: usize,
+        greedy: bool,
+    },
+    Cond {
+        group: usize,
+        yes: Box<Node>,
+        no: Box<Node>,
+    },
+    Tempered {
+        literal: String,
+        any: Expr,
+        greedy: bool,
+    },
+}
+
+/// Span of each group by number (0: the whole match), None where it did not take part.
+pub type Spans = Vec<Option<(usize, usize)>>;
+
+/// Which condition groups took part, on the path an alternative stands for.
+type Known = HashMap<usize, bool>;
+
+impl Expanded {
+    /// The plain form of a translated pattern; None when the pattern is plain already (the
+    /// regex crate runs it as it is), has other fancy constructs, or is not `ascii_safe`.
+    pub fn new(translated: &str, groups: usize) -> Option<Expanded> {
+        let tree = ascii::unoptimized_tree(translated)?;
+        if ascii::is_plain(&tree) {
+            return None;
+        }
+        let mut counter = 0;
+        let node = convert(&tree, &mut counter)?;
+        let node = expand(&node, &Known::new(), &mut 1)?;
+        let mut rendered = Rendered::default();
+        rendered.node(&node, false)?;
+        let regex = ascii::build_plain(&rendered.pattern)?;
+        let mut expanded = Expanded {
+            regex,
+            original_groups: groups,
+            groups: rendered.groups,
+            checks: Vec::new(),
+        };
+        for (group, literal) in rendered.checks {
+            let finder = memmem::Finder::new(literal.as_bytes()).into_owned();
+            expanded.checks.push((group, finder));
+        }
+        let covered = (1..groups).all(|g| expanded.groups.contains(&Some(g)));
+        (covered && expanded.regex.captures_len() == expanded.groups.len()).then_some(expanded)
+    }
+
+    /// Leftmost match on ASCII `text`: Some(spans by the original regex's group numbers), or
+    /// Some(None) for no match; None when the relaxed match fails a check and the original
+    /// regex must decide.
+    pub fn search(&self, text: &str) -> Option<Option<Spans>> {
+        let mut caps = self.regex.create_captures();
+        self.regex.search_captures(&Input::new(text), &mut caps);
+        if !caps.is_match() {
+            return Some(None);
+        }
+        for (group, finder) in &self.checks {
+            let Some(span) = caps.get_group(*group) else {
+                continue;
+            };
+            // A literal starting inside the span, also one running past its end.
+            let window = &text.as_bytes()[span.start..];
+            if finder
+                .find(window)
+                .is_some_and(|at| at < span.end - span.start)
+            {
+                return None;
+            }
+        }
+        let mut spans = vec![None; self.original_groups];
+        for (index, original) in self.groups.iter().enumerate() {
+            let slot = match (index, original) {
+                (0, _) => 0,
+                (_, Some(original)) => *original,
+                (_, None) => continue,
+            };
+            if spans[slot].is_none() {
+                spans[slot] = caps.get_group(index).map(|s| (s.start, s.end));
+            }
+        }
+        Some(Some(spans))
+    }
+}
+
+/// The tree of a fancy-regex expression; None for constructs other than conditionals on a
+/// group and tempered dots that the regex crate cannot run.
+fn convert(expr: &Expr, counter: &mut usize) -> Option<Node> {
+    Some(match expr {
+        Expr::Concat(items) => Node::Concat(
+            items
+                .iter()
+                .map(|e| convert(e, counter))
+                .collect::<Option<_>>()?,
+        ),
+        Expr::Alt(items) => Node::Alt(
+            items
+                .iter()
+                .map(|e| convert(e, counter))
+                .collect::<Option<_>>()?,
+        ),
+        Expr::Group(inner) => {
+            *counter += 1;
+            let number = *counter;
+            Node::Group(number, Box::new(convert(inner, counter)?))
+        }
+        Expr::Repeat {
+            child,
+            lo,
+            hi,
+            greedy,
+        } => match tempered(child) {
+            Some((literal, any)) if *lo == 0 && *hi == usize::MAX => Node::Tempered {
+                literal,
+                any: any.clone(),
+                greedy: *greedy,
+            },
+            _ => Node::Repeat {
+                child: Box::new(convert(child, counter)?),
+                lo: *lo,
+                hi: *hi,
+                greedy: *greedy,
+            },
+        },
+        Expr::Conditional {
+            condition,
+            true_branch,
+            false_branch,
+        } => {
+            let Expr::BackrefExistsCondition {
+                group,
+                relative_recursion_level: None,
+            } = **condition
+            else {
+                return None;
+            };
+            Node::Cond {
+                group,
+                yes: Box::new(convert(true_branch, counter)?),
+                no: Box::new(convert(false_branch, counter)?),
+            }
+        }
+        leaf if ascii::is_plain(leaf)
+            && !leaf.has_descendant_or_self(|e| matches!(e, Expr::Group(_))) =>
+        {
+            Node::Leaf(leaf.clone())
+        }
+        _ => return None,
+    })
+}
+
+/// `(?!literal).` as the body of a repeat: the literal and the dot.
+fn tempered(child: &Expr) -> Option<(String, &Expr)> {
+    let Expr::Concat(items) = child else {
+        return None;
+    };
+    let [Expr::LookAround(inner, LookAround::LookAheadNeg), any @ Expr::Any { .. }] =
+        items.as_slice()
+    else {
+        return None;
+    };
+    let literal = match &**inner {
+        Expr::Literal { val, casei: false } => val.clone(),
+        Expr::Concat(parts) => parts
+            .iter()
+            .map(|p| match p {
+                Expr::Literal { val, casei: false } => Some(val.as_str()),
+                _ => None,
+            })
+            .collect::<Option<String>>()?,
+        _ => return None,
+    };
+    (!literal.is_empty()).then_some((literal, any))
+}
+
+/// Condition groups that a conditional in `node` asks about and `known` does not answer.
+fn open_conditions(node: &Node, known: &Known, out: &mut Vec<usize>) {
+    match node {
+        Node::Cond { group, yes, no } => {
+            if !known.contains_key(group) {
+                out.push(*group);
+            }
+            open_conditions(yes, known, out);
+            open_conditions(no, known, out);
+        }
+        Node::Concat(items) | Node::Alt(items) => {
+            items.iter().for_each(|n| open_conditions(n, known, out));
+        }
+        Node::Group(_, child) | Node::Repeat { child, .. } => open_conditions(child, known, out),
+        Node::Leaf(_) | Node::Tempered { .. } => {}
+    }
+}
+
+/// Whether `node` sets `group` on every path (Some(true)) or on none (Some(false)); None
+/// when that depends on the path.
+fn sets_group(node: &Node, group: usize) -> Option<bool> {
+    if !contains_group(node, group) {
+        return Some(false);
+    }
+    let always = match node {
+        Node::Group(number, child) => *number == group || sets_group(child, group)?,
+        Node::Concat(items) => items
+            .iter()
+            .filter(|n| contains_group(n, group))
+            .all(|n| sets_group(n, group) == Some(true)),
+        Node::Alt(items) => items.iter().all(|n| sets_group(n, group) == Some(true)),
+        Node::Repeat { child, lo, .. } => *lo > 0 && sets_group(child, group) == Some(true),
+        Node::Cond { .. } | Node::Leaf(_) | Node::Tempered { .. } => false,
+    };
+    always.then_some(true)
+}
+
+fn contains_group(node: &Node, group: usize) -> bool {
+    match node {
+        Node::Group(number, child) => *number == group || contains_group(child, group),
+        Node::Concat(items) | Node::Alt(items) => items.iter().any(|n| contains_group(n, group)),
+        Node::Repeat { child, .. } => contains_group(child, group),
+        Node::Cond { yes, no, .. } => contains_group(yes, group) || contains_group(no, group),
+        Node::Leaf(_) | Node::Tempered { .. } => false,
+    }
+}
+
+/// The choices of `node` in the order the backtracker tries them, each with what it sets of
+/// `wanted`: `(g)?` (taken or not) and an alternation, possibly inside a group, whose
+/// alternatives each set or skip the wanted groups outright. None when `node` is no such
+/// choice for any wanted group.
+fn choices(node: &Node, wanted: &[usize]) -> Option<Vec<(Node, Known)>> {
+    let decided: Vec<usize> = wanted
+        .iter()
+        .copied()
+        .filter(|g| contains_group(node, *g))
+        .collect();
+    if decided.is_empty() {
+        return None;
+    }
+    let answers = |n: &Node| -> Option<Known> {
+        decided
+            .iter()
+            .map(|g| sets_group(n, *g).map(|set| (*g, set)))
+            .collect()
+    };
+    match node {
+        Node::Repeat {
+            child,
+            lo: 0,
+            hi: 1,
+            greedy,
+        } => {
+            let taken = ((**child).clone(), answers(child)?);
+            let skipped = (
+                Node::Concat(Vec::new()),
+                decided.iter().map(|g| (*g, false)).collect(),
+            );
+            Some(if *greedy {
+                vec![taken, skipped]
+            } else {
+                vec![skipped, taken]
+            })
+        }
+        Node::Alt(alternatives) => alternatives
+            .iter()
+            .map(|a| Some((a.clone(), answers(a)?)))
+            .collect(),
+        Node::Group(number, child) => {
+            let Node::Alt(alternatives) = &**child else {
+                return None;
+            };
+            alternatives
+                .iter()
+                .map(|a| {
+                    let known = answers(a)?;
+                    Some((Node::Group(*number, Box::new(a.clone())), known))
+                })
+                .collect()
+        }
+        _ => None,
+    }
+}
+
+/// `node` with its conditionals resolved: a concatenation is distributed over the first
+/// choice that decides a later conditional. `alternatives` counts the copies made.
+fn expand(node: &Node, known: &Known, alternatives: &mut usize) -> Option<Node> {
+    Some(match node {
+        Node::Concat(items) => Node::Concat(expand_items(items, known, alternatives)?),
+        Node::Alt(items) => Node::Alt(
+            items
+                .iter()
+                .map(|n| expand(n, known, alternatives))
+                .collect::<Option<_>>()?,
+        ),
+        Node::Group(number, child) => {
+            Node::Group(*number, Box::new(expand(child, known, alternatives)?))
+        }
+        Node::Repeat {
+            child,
+            lo,
+            hi,
+            greedy,
+        } => Node::Repeat {
+            child: Box::new(expand(child, known, alternatives)?),
+            lo: *lo,
+            hi: *hi,
+            greedy: *greedy,
+        },
+        Node::Cond { group, yes, no } => {
+            let branch = if *known.get(group)? { yes } else { no };
+            expand(branch, known, alternatives)?
+        }
+        Node::Leaf(_) | Node::Tempered { .. } => node.clone(),
+    })
+}
+
+fn expand_items(items: &[Node], known: &Known, alternatives: &mut usize) -> Option<Vec<Node>> {
+    let mut known = known.clone();
+    let mut done = Vec::with_capacity(items.len());
+    for (at, item) in items.iter().enumerate() {
+        let mut wanted = Vec::new();
+        for later in &items[at + 1..] {
+            open_conditions(later, &known, &mut wanted);
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        if let Some(options) = choices(item, &wanted) {
+            *alternatives += options.len() - 1;
+            if *alternatives > MAX_ALTERNATIVES {
+                return None;
+            }
+            let mut branches = Vec::with_capacity(options.len());
+            for (option, sets) in options {
+                let mut inner = known.clone();
+                inner.extend(sets);
+                let mut branch = vec![expand(&option, &inner, alternatives)?];
+                branch.extend(expand_items(&items[at + 1..], &inner, alternatives)?);
+                branches.push(Node::Concat(branch));
+            }
+            done.push(Node::Alt(branches));
+            return Some(done);
+        }
+        done.push(expand(item, &known, alternatives)?);
+        // A group the item always sets answers later conditionals too.
+        for group in wanted {
+            if sets_group(item, group) == Some(true) {
+                known.insert(group, true);
+            }
+        }
+    }
+    Some(done)
+}
+
+/// A resolved tree as regex crate syntax, with what each of its groups stands for.
+#[derive(Default)]
+struct Rendered {
+    pattern: String,
+    groups: Vec<Option<usize>>,
+    checks: Vec<(usize, String)>,
+}
+
+impl Rendered {
+    /// Renders `node`; `repeated` when inside a repeat that may run more than once (a
+    /// tempered dot there would only show its last iteration's span).
+    fn node(&mut self, node: &Node, repeated: bool) -> Option<()> {
+        if self.groups.is_empty() {
+            self.groups.push(None);
+        }
+        match node {
+            Node::Leaf(expr) => {
+                self.pattern.push_str("(?:");
+                expr.to_str(&mut self.pattern, 0);
+                self.pattern.push(')');
+            }
+            Node::Concat(items) => {
+                self.pattern.push_str("(?:");
+                for item in items {
+                    self.node(item, repeated)?;
+                }
+                self.pattern.push(')');
+            }
+            Node::Alt(items) => {
+                self.pattern.push_str("(?:");
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.pattern.push('|');
+                    }
+                    self.node(item, repeated)?;
+                }
+                self.pattern.push(')');
+            }
+            Node::Group(number, child) => {
+                self.groups.push(Some(*number));
+                self.pattern.push('(');
+                self.node(child, repeated)?;
+                self.pattern.push(')');
+            }
+            Node::Repeat {
+                child,
+                lo,
+                hi,
+                greedy,
+            } => {
+                self.pattern.push_str("(?:");
+                self.node(child, repeated || *hi > 1)?;
+                self.pattern.push(')');
+                match *hi {
+                    usize::MAX => self.pattern.push_str(&format!("{{{lo},}}")),
+                    hi => self.pattern.push_str(&format!("{{{lo},{hi}}}")),
+                }
+                if !greedy {
+                    self.pattern.push('?');
+                }
+            }
+            Node::Tempered {
+                literal,
+                any,
+                greedy,
+            } => {
+                if repeated {
+                    return None;
+                }
+                self.checks.push((self.groups.len(), literal.clone()));
+                self.groups.push(None);
+                self.pattern.push_str("((?:");
+                any.to_str(&mut self.pattern, 0);
+                self.pattern.push_str(if *greedy { ")*)" } else { ")*?)" });
+            }
+            Node::Cond { .. } => return None,
+        }
+        Some(())
+    }
+}
