@@ -6,7 +6,8 @@
 //! kept only when no position of that group's span starts the literal. The regex then runs on
 //! regex-automata's engines, several times faster than the VM, with the same match and groups:
 //! both forms try the same paths in the same order, and the checks reject exactly the paths
-//! the lookaheads prune; when the best relaxed path fails a check, the VM decides.
+//! the lookaheads prune; when the best relaxed path fails a check, the VM decides. (As with
+//! the other fast paths, a search the VM would give up at its backtrack limit can match.)
 
 use std::collections::HashMap;
 
@@ -162,6 +163,11 @@ fn convert(expr: &Expr, counter: &mut usize) -> Option<Node> {
                 any: any.clone(),
                 greedy: *greedy,
             },
+            // Groups repeated more than once: the engines differ on an empty last iteration's
+            // groups, and a conditional in the body sees the previous iteration's captures.
+            _ if *hi > 1 && child.has_descendant_or_self(|e| matches!(e, Expr::Group(_))) => {
+                return None
+            }
             _ => Node::Repeat {
                 child: Box::new(convert(child, counter)?),
                 lo: *lo,
@@ -315,8 +321,9 @@ fn choices(node: &Node, wanted: &[usize]) -> Option<Vec<(Node, Known)>> {
             alternatives
                 .iter()
                 .map(|a| {
-                    let known = answers(a)?;
-                    Some((Node::Group(*number, Box::new(a.clone())), known))
+                    let option = Node::Group(*number, Box::new(a.clone()));
+                    let known = answers(&option)?;
+                    Some((option, known))
                 })
                 .collect()
         }
@@ -374,9 +381,10 @@ fn expand_items(items: &[Node], known: &Known, alternatives: &mut usize) -> Opti
             }
             let mut branches = Vec::with_capacity(options.len());
             for (option, sets) in options {
+                // The choice's own conditionals run before its groups close.
+                let mut branch = vec![expand(&option, &known, alternatives)?];
                 let mut inner = known.clone();
                 inner.extend(sets);
-                let mut branch = vec![expand(&option, &inner, alternatives)?];
                 branch.extend(expand_items(&items[at + 1..], &inner, alternatives)?);
                 branches.push(Node::Concat(branch));
             }

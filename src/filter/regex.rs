@@ -903,6 +903,8 @@ mod tests {
             r"x(?P<m>(?:(?!--).)*)--",
             r"^(?P<m>(?:(?!--).)*?)-",
             r"^(?P<a>x)?(?:(?(a)y|z))+$",
+            // A conditional on a group around an alternation.
+            r"^(?P<g>x|y)(?(g)a|b)",
         ];
         let texts = [
             "Failed password for root from 192.0.2.1 port 22 ssh2\n",
@@ -929,6 +931,9 @@ mod tests {
             "xyy\n",
             "zz\n",
             "xz\n",
+            "xa\n",
+            "xb\n",
+            "ya\n",
             "\n",
             "",
         ];
@@ -952,6 +957,13 @@ mod tests {
             r"^(?:x(?:(?!a).)*)+$",
             r"^(?<=a)b(?(1)c|d)",
             r"^(?P<a>a)*(?(a)b|c)",
+            // Groups in repeats: captures carry over between iterations, and the engines
+            // differ on an empty last iteration.
+            r"^(?:(?P<a>x)?(?(a)y|z))+$",
+            r"^(?P<r>a?)*(?P<c>c)?(?(c)x|y)",
+            // Conditionals evaluated before their group closes.
+            r"^(?:(?(1)a|b)(c)|d)(?(1)e|f)",
+            r"(?P<a>x(?(a)y|z))?(?(a)p|q)",
             // Plain already: regex-automata runs it as it is.
             r"^(?P<a>a)?b",
         ] {
