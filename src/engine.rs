@@ -1146,9 +1146,9 @@ fn build_jails(conf: &Path, wanted: Vec<JailSettings>) -> anyhow::Result<Vec<Jai
         .collect()
 }
 
-/// Hands back to the system what the building threads freed in their own allocator
-/// arenas (compilation garbage), which glibc would otherwise keep resident.
-fn release_free_memory() {
+/// Hands back to the system what glibc keeps resident after frees: the building threads'
+/// compilation garbage in their own arenas, a burst's buffers.
+pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -151,18 +151,31 @@ pub fn run(conf: &Path, args: Args) -> anyhow::Result<u8> {
     log::info("Server ready");
 
     log::batch(|| engine.process_logs());
+    // When the work of a burst of lines or commands was done (a quiet second since).
+    let mut worked_at = Some(Instant::now());
     while !STOP_REQUESTED.load(Ordering::SeqCst) && !engine.stop_requested() {
         let timeout = engine
             .seconds_to_next_unban()
             .map(|s| s.clamp(0.0, 1.0))
             .unwrap_or(1.0);
         match wake_rx.recv_timeout(Duration::from_secs_f64(timeout)) {
-            Ok(Wake::LogsChanged) => log::batch(|| engine.process_logs()),
+            Ok(Wake::LogsChanged) => {
+                log::batch(|| engine.process_logs());
+                worked_at = Some(Instant::now());
+            }
             Ok(Wake::Control(words, reply)) => {
                 let answer = handle_control(&mut engine, conf, &words);
                 let _ = reply.send(answer);
+                worked_at = Some(Instant::now());
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // A burst leaves freed buffers that glibc keeps resident: hand them back
+                // once things are quiet, not after every batch (a trim walks the heap).
+                if worked_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    crate::engine::release_free_memory();
+                    worked_at = None;
+                }
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         engine.unban_expired();
