@@ -7,6 +7,7 @@ pub mod expand;
 pub mod prefilter;
 pub mod regex;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -284,7 +285,8 @@ pub struct Filter {
     /// Results computed ahead for the line being processed.
     prematch: Option<Prematch>,
     buffer: Vec<TupleLine>,
-    sessions: Vec<SessionEntry>,
+    /// Oldest first: evictions pop the front (a full cache evicts on every insert).
+    sessions: VecDeque<SessionEntry>,
     last_date: Option<f64>,
     last_date_text: String,
     /// `pre + post + "\n"` of the line `plain_miss` looks at, reused from line to line.
@@ -516,7 +518,7 @@ impl Filter {
             }),
             prematch: None,
             buffer: Vec::new(),
-            sessions: Vec::new(),
+            sessions: VecDeque::new(),
             last_date: None,
             last_date_text: String::new(),
             miss_buffer: String::new(),
@@ -1188,14 +1190,13 @@ impl Filter {
     fn insert_session(&mut self, key: &str, data: FailData, wall: f64) {
         if self.sessions.len() >= MLFID_CACHE_SIZE {
             // Evict from the oldest end; keep evicting while the evicted entry had expired.
-            while !self.sessions.is_empty() {
-                let old = self.sessions.remove(0);
+            while let Some(old) = self.sessions.pop_front() {
                 if old.inserted + MLFID_CACHE_TTL > wall {
                     break;
                 }
             }
         }
-        self.sessions.push(SessionEntry {
+        self.sessions.push_back(SessionEntry {
             key: key.to_string(),
             hash: key_hash(key),
             inserted: wall,
