@@ -823,9 +823,9 @@ impl Filter {
         if may_be_ignored
             && precheck_ignore(self.matcher.ignoreregex.len(), self.matcher.failregex.len())
         {
-            let text = buf.clone().unwrap_or_default();
+            let text = buf.as_deref().unwrap_or_default();
             for (i, re) in self.matcher.ignoreregex.iter().enumerate() {
-                if re.search(&text).is_some() {
+                if re.search(text).is_some() {
                     result.ignored.push(i);
                     if !check_all {
                         break;
@@ -837,13 +837,14 @@ impl Filter {
             }
         }
 
-        let org_buffer = self.buffer.clone();
+        // The buffer as it came, once the search replaces it (None: it has not).
+        let mut org_buffer: Option<Vec<TupleLine>> = None;
         let mut pre_groups: Groups = Vec::new();
         if let Some(pref) = &self.matcher.prefregex {
-            let text = buf.clone().unwrap_or_default();
-            let found = match memo.as_mut().and_then(|m| m.prefregex_for(&text)) {
+            let text = buf.as_deref().unwrap_or_default();
+            let found = match memo.as_mut().and_then(|m| m.prefregex_for(text)) {
                 Some(found) => found,
-                None => pref.search(&text),
+                None => pref.search(text),
             };
             let Some(m) = found else {
                 return result;
@@ -857,7 +858,7 @@ impl Filter {
             pre_groups = groups;
             if let Some(content) = content.filter(|c| !c.is_empty()) {
                 buf = Some(format!("{content}\n"));
-                self.buffer = vec![TupleLine::plain(&content)];
+                self.replace_buffer(&mut org_buffer, vec![TupleLine::plain(&content)]);
             }
             if let (Some(pf), Some(text)) = (&self.matcher.prefilter, &buf) {
                 if pf.needs_content() {
@@ -885,7 +886,8 @@ impl Filter {
                 buf = Some(text);
                 continue;
             };
-            let (matched, unmatched) = split_matched(&text, &org_buffer, &m);
+            let (matched, unmatched) =
+                split_matched(&text, org_buffer.as_ref().unwrap_or(&self.buffer), &m);
 
             if !self.matcher.ignoreregex.is_empty() {
                 let joined;
@@ -907,7 +909,7 @@ impl Filter {
                 }
                 if hit {
                     if !check_all || multiline {
-                        self.buffer = unmatched;
+                        self.replace_buffer(&mut org_buffer, unmatched);
                     }
                     buf = None;
                     if !check_all {
@@ -927,7 +929,7 @@ impl Filter {
             // Otherwise the buffer is searched again as it was, by the next failregex.
             let keep_text = check_all && !multiline;
             if !keep_text {
-                self.buffer = unmatched;
+                self.replace_buffer(&mut org_buffer, unmatched);
             }
 
             let mut groups = data::combine_alt_tuple(m.groups);
@@ -1071,6 +1073,13 @@ impl Filter {
         }
     }
 
+    /// Replaces the line buffer during a search, keeping the one the search started with in
+    /// `org` (failregexes split their matched lines from that one).
+    fn replace_buffer(&mut self, org: &mut Option<Vec<TupleLine>>, new: Vec<TupleLine>) {
+        let old = std::mem::replace(&mut self.buffer, new);
+        org.get_or_insert(old);
+    }
+
     /// MLFID session merge (spec 5.2). Returns the merged data; the session cache keeps its
     /// own copy in sync.
     fn merge_failure(&mut self, key: &str, mut fail: FailData, matched: &[TupleLine]) -> FailData {
@@ -1079,8 +1088,13 @@ impl Filter {
         const PREV: u8 = 4;
         const GAINED: u8 = 8;
         let wall = wall_clock();
-        self.sessions
-            .retain(|e| e.inserted + MLFID_CACHE_TTL > wall || e.key != key);
+        // A key has one entry at most (inserted only when absent); an expired one is gone.
+        let mut position = self.session_index(key);
+        if let Some(pos) = position.filter(|&p| self.sessions[p].inserted + MLFID_CACHE_TTL <= wall)
+        {
+            self.sessions.remove(pos);
+            position = None;
+        }
         let mut flags = 0u8;
         if fail.truthy("mlfgained") {
             flags |= GAINED | NOFAIL;
@@ -1098,7 +1112,6 @@ impl Filter {
             .get("user")
             .filter(|u| !u.is_empty())
             .map(str::to_string);
-        let position = self.session_index(key);
         let users_len;
         let mut merged = match position {
             Some(pos) => {
