@@ -31,6 +31,14 @@ pub enum Mode {
     DryRun,
 }
 
+/// Adds a line to the one-shot modes' report. The daemon logs instead: it would keep every
+/// line of its lifetime.
+fn add_report(report: &mut Vec<String>, mode: &Mode, line: impl FnOnce() -> String) {
+    if *mode != Mode::Daemon {
+        report.push(line());
+    }
+}
+
 /// A followed log file of a jail.
 struct Source {
     path: String,
@@ -495,8 +503,9 @@ impl Engine {
             } else {
                 "unban"
             };
-            self.report
-                .push(format!("{verb} {id} in {name} (successful login)"));
+            add_report(&mut self.report, &self.mode, || {
+                format!("{verb} {id} in {name} (successful login)")
+            });
             self.unban_id(index, id, true);
         }
     }
@@ -601,15 +610,17 @@ impl Engine {
                 } else {
                     "ban"
                 };
-                self.report.push(format!(
-                    "{verb} {} in {name} ({} failures{})",
-                    ticket.id,
-                    ticket.failures,
-                    match end {
-                        Some(end) => format!(", until {}", format_time(end)),
-                        None => ", permanently".to_string(),
-                    }
-                ));
+                add_report(&mut self.report, &self.mode, || {
+                    format!(
+                        "{verb} {} in {name} ({} failures{})",
+                        ticket.id,
+                        ticket.failures,
+                        match end {
+                            Some(end) => format!(", until {}", format_time(end)),
+                            None => ", permanently".to_string(),
+                        }
+                    )
+                });
                 log::info(&format!("[{name}] Ban {}", ticket.id));
                 if self.mode == Mode::DryRun {
                     return;
@@ -652,7 +663,9 @@ impl Engine {
                 } else {
                     "unban"
                 };
-                self.report.push(format!("{verb} {} in {name}", ticket.id));
+                add_report(&mut self.report, &self.mode, || {
+                    format!("{verb} {} in {name}", ticket.id)
+                });
                 log::info(&format!("[{name}] Unban {}", ticket.id));
                 if self.mode == Mode::DryRun {
                     continue;

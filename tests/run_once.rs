@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{shared_dir, TempDir};
@@ -39,7 +39,7 @@ fn fail(log: &Path, ip: &str, times: usize) {
 
 /// The upstream tree in `d/conf` with a database in `d` and an `app` filter for
 /// `login failed from <HOST>` lines.
-fn app_tree(d: &Path) -> std::path::PathBuf {
+fn app_tree(d: &Path) -> PathBuf {
     let tree = d.join("conf");
     common::copy_dir(&shared_dir().join("fail2ban-upstream/config"), &tree);
     std::fs::write(
@@ -55,12 +55,18 @@ fn app_tree(d: &Path) -> std::path::PathBuf {
     tree
 }
 
-#[test]
-fn state_carries_across_runs() {
-    let dir = TempDir::new("run-once");
+/// A temporary directory with the `app` tree and jail: (dir, tree, log, record).
+fn app_setup(tag: &str, bantime: &str) -> (TempDir, PathBuf, PathBuf, PathBuf) {
+    let dir = TempDir::new(tag);
     let d = dir.path();
     let tree = app_tree(d);
     let (log, record) = (d.join("app.log"), d.join("record"));
+    app_jail(&tree, &log, &record, bantime);
+    (dir, tree, log, record)
+}
+
+/// An `app` jail on `log` (maxretry 3) whose action records `+ip` / `-ip` lines in `record`.
+fn app_jail(tree: &Path, log: &Path, record: &Path, bantime: &str) {
     std::fs::write(
         tree.join("action.d/record.conf"),
         format!(
@@ -74,11 +80,16 @@ fn state_carries_across_runs() {
         tree.join("jail.local"),
         format!(
             "[app]\nenabled = true\nfilter = app\nlogpath = {}\nmaxretry = 3\n\
-             findtime = 10m\nbantime = 2\nignoreself = false\naction = record\n",
+             findtime = 10m\nbantime = {bantime}\nignoreself = false\naction = record\n",
             log.display()
         ),
     )
     .unwrap();
+}
+
+#[test]
+fn state_carries_across_runs() {
+    let (_dir, tree, log, record) = app_setup("run-once", "2");
 
     fail(&log, "192.0.2.5", 2);
     assert_eq!(run(&tree, &[]), "", "two failures are below maxretry");
@@ -137,4 +148,32 @@ fn jails_are_built_in_order_and_the_first_broken_one_is_named() {
     assert!(!out.status.success(), "a broken jail must stop the run");
     assert!(stderr.contains("j3"), "first broken jail named: {stderr}");
     assert!(!stderr.contains("j6"), "only the first error: {stderr}");
+}
+
+/// The report of the one-shot modes is not kept by the daemon, which would hold a line per
+/// ban and unban for its whole life.
+#[test]
+fn the_daemon_keeps_no_report() {
+    let (dir, tree, log, record) = app_setup("daemon-report", "1h");
+    let d = dir.path();
+    fail(&log, "192.0.2.7", 3);
+    let loaded = ironban::config::load(&tree).expect("configuration loads");
+    let start =
+        |mode| ironban::engine::Engine::start(&tree, &loaded.stream, mode).expect("engine starts");
+    let mut daemon = start(ironban::engine::Mode::Daemon);
+    daemon.process_logs();
+    assert_eq!(std::fs::read_to_string(&record).unwrap(), "+192.0.2.7\n");
+    assert_eq!(daemon.report_lines(), Vec::<String>::new());
+    daemon.stop();
+    // The same ban seen by a dry run is reported.
+    std::fs::remove_file(d.join("state.sqlite3")).unwrap();
+    let mut dry = start(ironban::engine::Mode::DryRun);
+    dry.process_logs();
+    let report = dry.report_lines();
+    assert!(
+        report
+            .first()
+            .is_some_and(|l| l.starts_with("would ban 192.0.2.7 in app")),
+        "{report:?}"
+    );
 }
