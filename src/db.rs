@@ -400,19 +400,35 @@ impl Db {
 
     /// `unban --all` / `reload --unban`: deletes every ban of `jail` (all jails with `None`).
     pub fn remove_jail_bans(&mut self, jail: Option<&str>) -> anyhow::Result<()> {
-        let tx = self.conn.savepoint()?;
-        match jail {
-            Some(jail) => {
-                tx.execute("DELETE FROM bans WHERE jail=?", [jail])?;
-                tx.execute("DELETE FROM bips WHERE jail=?", [jail])?;
+        self.with_file_journals(|conn| {
+            let tx = conn.savepoint()?;
+            match jail {
+                Some(jail) => {
+                    tx.execute("DELETE FROM bans WHERE jail=?", [jail])?;
+                    tx.execute("DELETE FROM bips WHERE jail=?", [jail])?;
+                }
+                None => {
+                    tx.execute("DELETE FROM bans", [])?;
+                    tx.execute("DELETE FROM bips", [])?;
+                }
             }
-            None => {
-                tx.execute("DELETE FROM bans", [])?;
-                tx.execute("DELETE FROM bips", [])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Runs a bulk change with statement journals in temporary files. `open` keeps them in
+    /// memory (a ban's savepoint would otherwise write a file each time), where a bulk delete
+    /// would hold a copy of every page it touches. Best effort: SQLite refuses the switch
+    /// inside a transaction, and the change then journals in memory.
+    fn with_file_journals<T>(
+        &mut self,
+        change: impl FnOnce(&mut Connection) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let _ = self.conn.pragma_update(None, "temp_store", "FILE");
+        let result = change(&mut self.conn);
+        let _ = self.conn.pragma_update(None, "temp_store", "MEMORY");
+        result
     }
 
     /// Bans of `jail` still in force at `now` (latest per id, ordered by id).
@@ -563,20 +579,22 @@ impl Db {
     /// jails without bans.
     pub fn purge(&mut self, now: i64, purge_age: i64) -> anyhow::Result<()> {
         let limit = now - purge_age;
-        let tx = self.conn.savepoint()?;
-        tx.execute("DELETE FROM bans WHERE timeofban < ?", [limit])?;
-        tx.execute(
-            "DELETE FROM bips WHERE timeofban < ? AND bantime != -1 AND timeofban + 3*bantime < ?",
-            [limit, limit],
-        )?;
-        tx.execute(
-            "DELETE FROM jails WHERE enabled = 0 \
-             AND NOT EXISTS (SELECT 1 FROM bans WHERE jail = jails.name) \
-             AND NOT EXISTS (SELECT 1 FROM bips WHERE jail = jails.name)",
-            [],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.with_file_journals(|conn| {
+            let tx = conn.savepoint()?;
+            tx.execute("DELETE FROM bans WHERE timeofban < ?", [limit])?;
+            tx.execute(
+                "DELETE FROM bips WHERE timeofban < ? AND bantime != -1 AND timeofban + 3*bantime < ?",
+                [limit, limit],
+            )?;
+            tx.execute(
+                "DELETE FROM jails WHERE enabled = 0 \
+                 AND NOT EXISTS (SELECT 1 FROM bans WHERE jail = jails.name) \
+                 AND NOT EXISTS (SELECT 1 FROM bips WHERE jail = jails.name)",
+                [],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 }
 
@@ -938,6 +956,32 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn temp_store(db: &Db) -> i64 {
+        db.conn
+            .query_row("PRAGMA temp_store", [], |r| r.get(0))
+            .expect("temp_store")
+    }
+
+    #[test]
+    fn bulk_deletes_journal_in_files_and_bans_in_memory() {
+        let dir = std::env::temp_dir().join(format!("ironban-db-journals-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut db = Db::open(&dir.join("state.sqlite3")).expect("open");
+        const MEMORY: i64 = 2;
+        assert_eq!(temp_store(&db), MEMORY);
+        let seen = std::cell::Cell::new(-1);
+        let _ = db.with_file_journals(|conn| {
+            seen.set(conn.query_row("PRAGMA temp_store", [], |r| r.get(0))?);
+            Ok(())
+        });
+        assert_eq!(seen.get(), 1, "FILE during a bulk change");
+        db.purge(1_000_000, 10).expect("purge");
+        db.remove_jail_bans(None).expect("remove");
+        assert_eq!(temp_store(&db), MEMORY, "MEMORY again afterwards");
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn sha1_matches_known_digests() {

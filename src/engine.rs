@@ -340,15 +340,19 @@ impl Engine {
         paths
     }
 
-    /// Read what is new in every file of every jail and act on it.
-    pub fn process_logs(&mut self) {
+    /// Read what is new in every file of every jail and act on it; returns the number of
+    /// lines read.
+    pub fn process_logs(&mut self) -> usize {
+        let mut read = 0;
         for index in 0..self.jails.len() {
-            self.process_jail_logs(index);
+            read += self.process_jail_logs(index);
         }
         self.store_pending(true);
+        read
     }
 
-    fn process_jail_logs(&mut self, index: usize) {
+    fn process_jail_logs(&mut self, index: usize) -> usize {
+        let mut read = 0;
         let encoding =
             Encoding::from_name(&self.jails[index].settings.logencoding).unwrap_or(Encoding::Utf8);
         let mut lines = std::mem::take(&mut self.read_buffer);
@@ -361,6 +365,7 @@ impl Engine {
             loop {
                 lines.clear();
                 let more = success.source.read(&mut lines, READ_SLICE);
+                read += lines.len();
                 time_now = now();
                 for line in lines.iter() {
                     for failure in success.filter.process_line(line, time_now).failures {
@@ -392,6 +397,7 @@ impl Engine {
                     self.process_line(index, line, time_now);
                 }
                 self.lines_since_cleanup += lines.len();
+                read += lines.len();
                 if self.pending_bans.len() >= PENDING_BANS_MAX {
                     self.store_pending(false);
                 }
@@ -413,6 +419,7 @@ impl Engine {
                 jail.fails.cleanup(time_now);
             }
         }
+        read
     }
 
     /// Writes the bans held back since the last store and, with `with_positions`, every

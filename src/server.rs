@@ -160,8 +160,10 @@ pub fn run(conf: &Path, args: Args) -> anyhow::Result<u8> {
             .unwrap_or(1.0);
         match wake_rx.recv_timeout(Duration::from_secs_f64(timeout)) {
             Ok(Wake::LogsChanged) => {
-                log::batch(|| engine.process_logs());
-                worked_at = Some(Instant::now());
+                // The watcher's periodic wakes read nothing: they leave nothing to trim.
+                if log::batch(|| engine.process_logs()) > 0 {
+                    worked_at = Some(Instant::now());
+                }
             }
             Ok(Wake::Control(words, reply)) => {
                 let answer = handle_control(&mut engine, conf, &words);
