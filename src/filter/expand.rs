@@ -77,7 +77,12 @@ impl Expanded {
         let mut counter = 0;
         let node = convert(&tree, &mut counter)?;
         let node = expand(&node, &Known::new(), &mut 1)?;
-        let mut rendered = Rendered::default();
+        let mut rendered = Rendered {
+            pattern: String::new(),
+            // Group 0, the whole match.
+            groups: vec![None],
+            checks: Vec::new(),
+        };
         rendered.node(&node, false)?;
         let regex = ascii::build_plain(&rendered.pattern)?;
         let mut expanded = Expanded {
@@ -403,7 +408,6 @@ fn expand_items(items: &[Node], known: &Known, alternatives: &mut usize) -> Opti
 }
 
 /// A resolved tree as regex crate syntax, with what each of its groups stands for.
-#[derive(Default)]
 struct Rendered {
     pattern: String,
     groups: Vec<Option<usize>>,
@@ -414,9 +418,6 @@ impl Rendered {
     /// Renders `node`; `repeated` when inside a repeat that may run more than once (a
     /// tempered dot there would only show its last iteration's span).
     fn node(&mut self, node: &Node, repeated: bool) -> Option<()> {
-        if self.groups.is_empty() {
-            self.groups.push(None);
-        }
         match node {
             Node::Leaf(expr) => {
                 self.pattern.push_str("(?:");
