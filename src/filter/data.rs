@@ -54,6 +54,14 @@ pub fn join_buffer(lines: &[TupleLine]) -> String {
     out
 }
 
+/// The buffer of a single line: its text and the trailing `\n`.
+pub fn buffer_of(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 1);
+    out.push_str(text);
+    out.push('\n');
+    out
+}
+
 /// Failure data: named groups (insertion ordered, None = did not participate) plus the
 /// values fail2ban keeps beside them.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -138,6 +146,11 @@ fn py_repr(v: &Option<String>) -> String {
         None => "None".to_string(),
         Some(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
     }
+}
+
+/// Whether `combine_alt_tuple` has anything to do with groups of these names.
+pub fn has_alt_tuple<'a>(mut names: impl Iterator<Item = &'a str>) -> bool {
+    names.any(|name| combine_target(name).is_some())
 }
 
 /// Apply `alt_` and `tuple_` groups (spec 2.5). Tuples are stored as their Python repr.

@@ -14,10 +14,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::addr::FailureId;
 use crate::config::{Command, Value};
 use crate::date::{DateDetector, LocalZone};
+use data::Groups;
 pub use data::{FailData, TupleLine};
-use data::{GroupName, Groups};
 use prefilter::{Candidates, Prefilter};
-use regex::{Anchors, FilterRegex, RegexError, RegexMatch};
+use regex::{Anchors, FilterRegex, MatchSpans, RegexError, RegexMatch};
 
 /// Lines longer than this are cut (at a character boundary) before matching.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -322,18 +322,24 @@ pub struct Prematch {
     buffer: Arc<str>,
     candidates: Option<Candidates>,
     /// None: not searched; `Some(None)`: searched, no match.
-    prefregex: Option<Option<RegexMatch>>,
+    prefregex: Option<Option<MatchSpans>>,
     /// The text the failregexes search when it is not the buffer (the prefregex content).
     content: Option<String>,
-    fails: Vec<(usize, Option<RegexMatch>)>,
+    fails: Vec<(usize, Option<MatchSpans>)>,
 }
 
 impl Matcher {
-    /// The prefregex content as the failregexes see it (`content\n`), from prefregex groups.
-    fn content_text(groups: &[(GroupName, Option<String>)]) -> Option<String> {
-        data::get_group(&data::combine_alt_tuple(groups.to_vec()), "content")
-            .filter(|c| !c.is_empty())
-            .map(|c| format!("{c}\n"))
+    /// The prefregex content as the failregexes see it (`content\n`), from the prefregex
+    /// match `m` of `buffer`.
+    fn content_text(pref: &FilterRegex, buffer: &str, m: &MatchSpans) -> Option<String> {
+        let combined;
+        let content = if data::has_alt_tuple(pref.group_names()) {
+            combined = data::combine_alt_tuple(pref.to_match(buffer, m).groups);
+            data::get_group(&combined, "content")
+        } else {
+            pref.group(buffer, m, "content")
+        };
+        content.filter(|c| !c.is_empty()).map(data::buffer_of)
     }
 
     /// Search ahead what `find_failure` will search for the single-line `buffer`
@@ -353,11 +359,11 @@ impl Matcher {
             }
         }
         if let Some(pref) = &self.prefregex {
-            let Some(m) = pref.search(&pre.buffer) else {
+            let Some(m) = pref.search_spans(&pre.buffer) else {
                 pre.prefregex = Some(None);
                 return pre;
             };
-            pre.content = Self::content_text(&m.groups);
+            pre.content = Self::content_text(pref, &pre.buffer, &m);
             pre.prefregex = Some(Some(m));
             if let Some(pf) = self.prefilter.as_ref().filter(|pf| pf.needs_content()) {
                 pre.candidates = Some(pf.candidates(pre.fail_text()));
@@ -367,7 +373,7 @@ impl Matcher {
             if pre.candidates.as_ref().is_some_and(|c| !c.may_match(index)) {
                 continue;
             }
-            let found = re.search(pre.fail_text());
+            let found = re.search_spans(pre.fail_text());
             let matched = found.is_some();
             pre.fails.push((index, found));
             if matched && !check_all {
@@ -397,13 +403,13 @@ impl Prematch {
             .flatten()
     }
 
-    fn prefregex_for(&mut self, text: &str) -> Option<Option<RegexMatch>> {
+    fn prefregex_for(&mut self, text: &str) -> Option<Option<MatchSpans>> {
         (*self.buffer == *text)
             .then(|| self.prefregex.take())
             .flatten()
     }
 
-    fn failregex_for(&mut self, index: usize, text: &str) -> Option<Option<RegexMatch>> {
+    fn failregex_for(&mut self, index: usize, text: &str) -> Option<Option<MatchSpans>> {
         if self.fail_text() != text {
             return None;
         }
@@ -825,7 +831,7 @@ impl Filter {
         {
             let text = buf.as_deref().unwrap_or_default();
             for (i, re) in self.matcher.ignoreregex.iter().enumerate() {
-                if re.search(text).is_some() {
+                if re.search_spans(text).is_some() {
                     result.ignored.push(i);
                     if !check_all {
                         break;
@@ -843,7 +849,7 @@ impl Filter {
         if let Some(pref) = &self.matcher.prefregex {
             let text = buf.as_deref().unwrap_or_default();
             let found = match memo.as_mut().and_then(|m| m.prefregex_for(text)) {
-                Some(found) => found,
+                Some(found) => found.map(|spans| pref.to_match(text, &spans)),
                 None => pref.search(text),
             };
             let Some(m) = found else {
@@ -857,8 +863,12 @@ impl Filter {
             });
             pre_groups = groups;
             if let Some(content) = content.filter(|c| !c.is_empty()) {
-                buf = Some(format!("{content}\n"));
-                self.replace_buffer(&mut org_buffer, vec![TupleLine::plain(&content)]);
+                buf = Some(data::buffer_of(&content));
+                let line = TupleLine {
+                    post: content,
+                    ..TupleLine::default()
+                };
+                self.replace_buffer(&mut org_buffer, vec![line]);
             }
             if let (Some(pf), Some(text)) = (&self.matcher.prefilter, &buf) {
                 if pf.needs_content() {
@@ -878,9 +888,10 @@ impl Filter {
                 Some(b) => b,
                 None => data::join_buffer(&self.buffer),
             };
+            let regex = &self.matcher.failregex[index];
             let found = match memo.as_mut().and_then(|m| m.failregex_for(index, &text)) {
-                Some(found) => found,
-                None => self.matcher.failregex[index].search(&text),
+                Some(found) => found.map(|spans| regex.to_match(&text, &spans)),
+                None => regex.search(&text),
             };
             let Some(m) = found else {
                 buf = Some(text);
@@ -899,7 +910,7 @@ impl Filter {
                 };
                 let mut hit = false;
                 for (i, re) in self.matcher.ignoreregex.iter().enumerate() {
-                    if re.search(check_text).is_some() {
+                    if re.search_spans(check_text).is_some() {
                         result.ignored.push(i);
                         hit = true;
                         if !check_all {

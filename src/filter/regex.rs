@@ -541,7 +541,7 @@ impl LiteralHead {
     }
 
     /// The whole regex's match on ASCII `text` (it can only start at 0).
-    fn search(&self, text: &str, names: &[(usize, GroupName)]) -> Option<RegexMatch> {
+    fn search(&self, text: &str, names: &[(usize, GroupName)]) -> Option<MatchSpans> {
         if !text.starts_with(&self.literal) {
             return None;
         }
@@ -556,7 +556,7 @@ impl LiteralHead {
             (Some(s), Some(e)) => Some((s.get(), e.get())),
             _ => None,
         };
-        RegexMatch::from_spans(text, span, names)
+        MatchSpans::new(span, names)
     }
 }
 
@@ -583,21 +583,28 @@ pub struct RegexMatch {
     pub groups: Groups,
 }
 
-impl RegexMatch {
-    /// The match of `text` whose group spans `span` gives by group number (0: the whole).
-    fn from_spans(
-        text: &str,
+/// Where a successful search matched: the whole match and each named group's span, in the
+/// regex's name order. Cheap to keep and copy; `FilterRegex::to_match` makes the strings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchSpans {
+    pub start: usize,
+    pub end: usize,
+    groups: Vec<Option<(usize, usize)>>,
+}
+
+impl MatchSpans {
+    /// The spans `span` gives by group number (0: the whole match).
+    fn new(
         span: impl Fn(usize) -> Option<(usize, usize)>,
         names: &[(usize, GroupName)],
-    ) -> Option<RegexMatch> {
+    ) -> Option<MatchSpans> {
         let (start, end) = span(0)?;
-        let groups = names
-            .iter()
-            .map(|(i, n)| (n.clone(), span(*i).map(|(s, e)| text[s..e].to_string())))
-            .collect();
-        Some(RegexMatch { start, end, groups })
+        let groups = names.iter().map(|(i, _)| span(*i)).collect();
+        Some(MatchSpans { start, end, groups })
     }
+}
 
+impl RegexMatch {
     /// Value of a named group, None when absent or not participating.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.groups
@@ -704,7 +711,7 @@ impl FilterRegex {
     /// `search` by the head regex (see `split_content_tail`). None when the head's answer
     /// does not settle it: its first parse leaves no content, the buffer is not one line, or
     /// the head failed (backtrack limit); the whole regex then decides.
-    fn search_split(&self, split: &Split, text: &str) -> Option<Option<RegexMatch>> {
+    fn search_split(&self, split: &Split, text: &str) -> Option<Option<MatchSpans>> {
         let Some(caps) = split.head.for_text(text)?.captures(text).ok()? else {
             // The whole regex matches only where its head does.
             return Some(None);
@@ -730,18 +737,15 @@ impl FilterRegex {
         let groups = self
             .names
             .iter()
-            .map(|(i, n)| {
-                let span = match &tail_caps {
-                    _ if *i == split.content => Some((whole.end(), content_end)),
-                    Some((tail, found)) if *i >= tail.first_group => found
-                        .get_group(*i - tail.first_group + 1)
-                        .map(|s| (s.start, s.end)),
-                    _ => caps.get(*i).map(|m| (m.start(), m.end())),
-                };
-                (n.clone(), span.map(|(s, e)| text[s..e].to_string()))
+            .map(|(i, _)| match &tail_caps {
+                _ if *i == split.content => Some((whole.end(), content_end)),
+                Some((tail, found)) if *i >= tail.first_group => found
+                    .get_group(*i - tail.first_group + 1)
+                    .map(|s| (s.start, s.end)),
+                _ => caps.get(*i).map(|m| (m.start(), m.end())),
             })
             .collect();
-        Some(Some(RegexMatch {
+        Some(Some(MatchSpans {
             start: whole.start(),
             end,
             groups,
@@ -776,6 +780,34 @@ impl FilterRegex {
     /// Unanchored leftmost search (Python `re.search`). A search that exceeds the backtrack
     /// limit counts as no match.
     pub fn search(&self, text: &str) -> Option<RegexMatch> {
+        let spans = self.search_spans(text)?;
+        Some(self.to_match(text, &spans))
+    }
+
+    /// The match `spans` (from `search_spans` on `text`) stands for, with its group strings.
+    pub fn to_match(&self, text: &str, spans: &MatchSpans) -> RegexMatch {
+        let groups = self
+            .names
+            .iter()
+            .zip(&spans.groups)
+            .map(|((_, name), span)| (name.clone(), span.map(|(s, e)| text[s..e].to_string())))
+            .collect();
+        RegexMatch {
+            start: spans.start,
+            end: spans.end,
+            groups,
+        }
+    }
+
+    /// The text of group `name` in the match `spans` of `text`, None when it did not take part.
+    pub fn group<'t>(&self, text: &'t str, spans: &MatchSpans, name: &str) -> Option<&'t str> {
+        let at = self.names.iter().position(|(_, n)| **n == *name)?;
+        let (start, end) = spans.groups.get(at).copied().flatten()?;
+        text.get(start..end)
+    }
+
+    /// `search`, without making the group strings.
+    pub fn search_spans(&self, text: &str) -> Option<MatchSpans> {
         if let Some(found) = self.split.as_ref().and_then(|h| self.search_split(h, text)) {
             return found;
         }
@@ -795,21 +827,12 @@ impl FilterRegex {
             if let Some(found) = expanded.as_ref().and_then(|e| e.search(text)) {
                 let spans = found?;
                 let span = |group: usize| spans.get(group).copied().flatten();
-                return RegexMatch::from_spans(text, span, &self.names);
+                return MatchSpans::new(span, &self.names);
             }
         }
         let caps = self.regex.for_ascii(ascii)?.captures(text).ok()??;
-        let whole = caps.get(0)?;
-        let groups = self
-            .names
-            .iter()
-            .map(|(i, n)| (n.clone(), caps.get(*i).map(|m| m.as_str().to_string())))
-            .collect();
-        Some(RegexMatch {
-            start: whole.start(),
-            end: whole.end(),
-            groups,
-        })
+        let span = |group: usize| caps.get(group).map(|m| (m.start(), m.end()));
+        MatchSpans::new(span, &self.names)
     }
 }
 
@@ -884,6 +907,7 @@ mod tests {
                 });
                 let fast = literal_head
                     .search(text, &regex.names)
+                    .map(|m| regex.to_match(text, &m))
                     .map(|m| (Some((m.start, m.end)), m.groups));
                 assert_eq!(fast, exact, "{pattern} on {text:?}");
                 assert_eq!(regex.search(text), regex_search_exact(&regex, text));
