@@ -340,6 +340,19 @@ impl Engine {
         paths
     }
 
+    /// Once the logs are quiet: drop what a burst of lines grew and the next burst grows
+    /// again (the filters' regex scratch, the read buffer), and hand the freed heap back.
+    pub fn release_idle_memory(&mut self) {
+        for jail in &mut self.jails {
+            jail.filter.release_caches();
+            if let Some(success) = &mut jail.success {
+                success.filter.release_caches();
+            }
+        }
+        self.read_buffer = Lines::new();
+        release_free_memory();
+    }
+
     /// Read what is new in every file of every jail and act on it; returns the number of
     /// lines read.
     pub fn process_logs(&mut self) -> usize {

@@ -171,10 +171,10 @@ pub fn run(conf: &Path, args: Args) -> anyhow::Result<u8> {
                 worked_at = Some(Instant::now());
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                // A burst leaves freed buffers that glibc keeps resident: hand them back
-                // once things are quiet, not after every batch (a trim walks the heap).
+                // A burst leaves scratch memory and freed buffers behind: release them once
+                // things are quiet, not after every batch (a trim walks the heap).
                 if worked_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    crate::engine::release_free_memory();
+                    engine.release_idle_memory();
                     worked_at = None;
                 }
             }

@@ -305,6 +305,7 @@ pub struct Filter {
 
 /// A filter's compiled regexes. Searching is a pure function of the text, so this part can
 /// run on other threads ahead of the (stateful) filter.
+#[derive(Clone)]
 pub struct Matcher {
     pub prefregex: Option<FilterRegex>,
     pub failregex: Vec<FilterRegex>,
@@ -546,6 +547,17 @@ impl Filter {
     pub fn disable_prefilter(&mut self) {
         if let Some(matcher) = Arc::get_mut(&mut self.matcher) {
             matcher.prefilter = None;
+        }
+    }
+
+    /// Frees the scratch memory the regex engines keep between searches (lazy DFA states,
+    /// capture slots), grown over a burst of lines. A copy of a compiled regex shares its
+    /// automata and starts with empty scratch, so the filter swaps its regexes for copies;
+    /// the next search grows the scratch again.
+    pub fn release_caches(&mut self) {
+        self.matcher = Arc::new(Matcher::clone(&self.matcher));
+        if let Some(detector) = &mut self.date_detector {
+            *detector = detector.clone();
         }
     }
 

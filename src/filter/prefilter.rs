@@ -51,6 +51,7 @@ thread_local! {
 type PatternDfa = AsciiFirst<[String], meta::Regex>;
 
 /// How the failregexes see the line.
+#[derive(Clone, Copy)]
 enum Shape {
     /// No prefregex, or a prefregex whose content runs to the end of the line: one DFA pass
     /// over the whole buffer decides (the failregexes are inlined where the content was).
@@ -61,6 +62,7 @@ enum Shape {
 }
 
 /// The compiled prefilter of a single-line filter.
+#[derive(Clone)]
 pub struct Prefilter {
     /// When every failregex starts with `\A` and a literal and no ignoreregex is pre-checked:
     /// the literals, compared instead of running the set (a failregex whose literal starts

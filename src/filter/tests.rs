@@ -319,3 +319,65 @@ fn prefilter_and_ascii_builds_keep_results_in_edge_cases() {
         }
     }
 }
+
+#[test]
+fn released_caches_change_no_result() {
+    // A prefregex with MLFID sessions, failregexes on either side of the prefilter, an
+    // ignoreregex, and lines in and out of ASCII: every engine grows scratch to release.
+    let options = opts(
+        Some(r"^\s*\S+ (?P<mlfid>d\[\d+\]): (?P<content>.+)$"),
+        &[
+            r"^auth failed for (?P<user>\S+) from <HOST>$",
+            r"^user (?P<user>\S+) unknown$",
+            r"^closed from <HOST>$",
+        ],
+        &[r"from 192\.0\.2\.9$"],
+        1,
+    );
+    let lines = [
+        "2024-05-01 10:00:01 gw d[1]: user bob unknown",
+        "2024-05-01 10:00:02 gw d[1]: closed from 192.0.2.1",
+        "2024-05-01 10:00:03 gw d[2]: auth failed for ålice from 192.0.2.2",
+        "2024-05-01 10:00:04 gw d[3]: auth failed for eve from 192.0.2.9",
+        "May  1 10:00:05 gw d[4]: auth failed for root from 2001:db8::5",
+        "2024-05-01 10:00:06 gw d[5]: nothing to see",
+        "2024-05-01 10:00:07 gw d[2]: closed from 192.0.2.2",
+    ];
+    let mut kept = Filter::new(&options, sample_mode()).unwrap();
+    let mut released = Filter::new(&options, sample_mode()).unwrap();
+    let before = Arc::as_ptr(&released.matcher);
+    released.release_caches();
+    assert_ne!(
+        Arc::as_ptr(&released.matcher),
+        before,
+        "the regexes were replaced"
+    );
+    let mut found = Vec::new();
+    for line in lines.iter().cycle().take(3 * lines.len()) {
+        let expected = kept.process_line(line, 1_714_557_600.0);
+        released.release_caches();
+        assert_eq!(
+            released.process_line(line, 1_714_557_600.0),
+            expected,
+            "{line}"
+        );
+        found.extend(ids(&expected));
+        found.extend(expected.ignored.iter().map(|i| format!("ignored {i}")));
+    }
+    // The first round's "user bob unknown" has no host yet; later rounds take the host
+    // its session learnt from "closed from 192.0.2.1".
+    let round = [
+        "192.0.2.1",
+        "192.0.2.2",
+        "ignored 0",
+        "2001:db8::5",
+        "192.0.2.2",
+    ];
+    let mut expected = vec!["None"];
+    expected.extend(round);
+    for _ in 0..2 {
+        expected.push("192.0.2.1");
+        expected.extend(round);
+    }
+    assert_eq!(found, expected);
+}
