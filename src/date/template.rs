@@ -93,6 +93,8 @@ pub(crate) enum Kind {
 pub(crate) struct Template {
     pub name: String,
     pub regex: Arc<TemplateRegex>,
+    /// Number of groups of `regex`, the whole match included.
+    groups: usize,
     pub flags: u8,
     pub weight: f64,
     pub kind: Kind,
@@ -112,10 +114,7 @@ pub(crate) struct Template {
 impl Template {
     pub(crate) fn fast(&self) -> Option<&FastTemplate> {
         self.fast
-            .get_or_init(|| {
-                let groups = self.regex.any()?.captures_len();
-                FastTemplate::new(self.regex.pattern(), groups)
-            })
+            .get_or_init(|| FastTemplate::new(self.regex.pattern(), self.groups))
             .as_ref()
     }
 
@@ -526,20 +525,31 @@ fn build_prefilter(regex: &TemplateRegex) -> Option<AsciiFirst<str, meta::Regex>
     AsciiFirst::new(relaxed.into(), build_relaxed).ok()
 }
 
-fn compile(regex: &str, name: &str) -> Result<Arc<TemplateRegex>, DateError> {
-    let translated = translate_python_regex(regex);
-    AsciiFirst::new(translated.into(), crate::filter::regex::compile)
-        .map(Arc::new)
-        .map_err(|e| DateError::Pattern(format!("{name}: cannot compile {regex:?}: {e}")))
+/// A template's regex, checked at load and built on first use (most of a detector's
+/// templates never search a line), with what the template needs of it at load.
+struct Compiled {
+    regex: Arc<TemplateRegex>,
+    fields: Vec<(Field, usize)>,
+    groups: usize,
 }
 
-fn pattern_fields(regex: &TemplateRegex) -> Vec<(Field, usize)> {
-    regex.any().map_or_else(Vec::new, |r| {
-        r.capture_names()
+fn compile(regex: &str, name: &str) -> Result<Compiled, DateError> {
+    let translated = translate_python_regex(regex);
+    let (mut fields, mut groups) = (Vec::new(), 0);
+    AsciiFirst::checked(translated.into(), crate::filter::regex::compile, |built| {
+        groups = built.captures_len();
+        fields = built
+            .capture_names()
             .enumerate()
             .filter_map(|(i, n)| Some((Field::from_group_name(n?)?, i)))
-            .collect()
+            .collect();
     })
+    .map(|regex| Compiled {
+        regex: Arc::new(regex),
+        fields,
+        groups,
+    })
+    .map_err(|e| DateError::Pattern(format!("{name}: cannot compile {regex:?}: {e}")))
 }
 
 /// `DatePatternRegex(pattern)`.
@@ -566,11 +576,12 @@ fn pattern_template(pattern: &str, current_year: i32) -> Result<Template, DateEr
     let compiled = compile(&built.regex, pattern)?;
     Ok(Template {
         name: built.name,
-        kind: Kind::Pattern(pattern_fields(&compiled)),
+        kind: Kind::Pattern(compiled.fields),
         start_anchored: is_start_anchored(&built.regex),
         prefilter: Arc::default(),
         fast: Arc::default(),
-        regex: compiled,
+        regex: compiled.regex,
+        groups: compiled.groups,
         flags: built.flags,
         weight: 1.0,
     })
@@ -606,12 +617,13 @@ fn epoch_template(
         let regex = r"((?P<square>(?<=^\[))?%s)(?(square)(?=\]))".replace("%s", value_re);
         (set_regex(&regex, Begin::Line, true, base_name), 1)
     };
-    let regex = compile(&built.regex, &built.name)?;
+    let compiled = compile(&built.regex, &built.name)?;
     Ok(Template {
         start_anchored: is_start_anchored(&built.regex),
         prefilter: Arc::default(),
         fast: Arc::default(),
-        regex,
+        regex: compiled.regex,
+        groups: compiled.groups,
         name: built.name,
         flags: built.flags,
         weight: 1.0,
@@ -622,12 +634,13 @@ fn epoch_template(
 fn tai64n_template(line_begin: bool) -> Result<Template, DateError> {
     let begin = if line_begin { Begin::Line } else { Begin::None };
     let built = set_regex("@[0-9a-f]{24}", begin, true, "TAI64N");
-    let regex = compile(&built.regex, &built.name)?;
+    let compiled = compile(&built.regex, &built.name)?;
     Ok(Template {
         start_anchored: is_start_anchored(&built.regex),
         prefilter: Arc::default(),
         fast: Arc::default(),
-        regex,
+        regex: compiled.regex,
+        groups: compiled.groups,
         name: built.name,
         flags: built.flags,
         weight: 1.0,

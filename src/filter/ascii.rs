@@ -114,8 +114,10 @@ pub fn build_plain(pattern: &str) -> Option<meta::Regex> {
 pub struct AsciiFirst<P: ?Sized, R> {
     pattern: Box<P>,
     build: Build<P, R>,
-    /// None when the pattern has no ASCII form (e.g. case-insensitive non-ASCII literals).
-    ascii: Option<R>,
+    /// False when the pattern has no ASCII form (e.g. case-insensitive non-ASCII literals).
+    has_ascii: bool,
+    /// Built at load, or (`checked`) on first use.
+    ascii: OnceLock<Option<R>>,
     unicode: OnceLock<Option<R>>,
 }
 
@@ -127,6 +129,7 @@ where
         AsciiFirst {
             pattern: self.pattern.clone(),
             build: self.build,
+            has_ascii: self.has_ascii,
             ascii: self.ascii.clone(),
             unicode: self.unicode.clone(),
         }
@@ -137,17 +140,43 @@ impl<P: ?Sized, R> AsciiFirst<P, R> {
     /// Build the ASCII form, or the Unicode form at once when there is no ASCII form; the
     /// error is the Unicode build's.
     pub fn new(pattern: Box<P>, build: Build<P, R>) -> Result<Self, String> {
-        let ascii = build(&pattern, true).ok();
-        let unicode = OnceLock::new();
-        if ascii.is_none() {
-            let _ = unicode.set(Some(build(&pattern, false)?));
-        }
+        let (has_ascii, built) = Self::first_build(&pattern, build)?;
+        let (ascii, unicode) = (OnceLock::new(), OnceLock::new());
+        let _ = if has_ascii { &ascii } else { &unicode }.set(Some(built));
         Ok(AsciiFirst {
             pattern,
             build,
+            has_ascii,
             ascii,
             unicode,
         })
+    }
+
+    /// As `new`, but the build is only checked (and shown to `inspect`), then dropped and
+    /// made again on first use: a filter's regexes that its prefilter never lets a line
+    /// reach cost no memory.
+    pub fn checked(
+        pattern: Box<P>,
+        build: Build<P, R>,
+        inspect: impl FnOnce(&R),
+    ) -> Result<Self, String> {
+        let (has_ascii, built) = Self::first_build(&pattern, build)?;
+        inspect(&built);
+        Ok(AsciiFirst {
+            pattern,
+            build,
+            has_ascii,
+            ascii: OnceLock::new(),
+            unicode: OnceLock::new(),
+        })
+    }
+
+    /// The ASCII build, or the Unicode build when there is no ASCII form (its error).
+    fn first_build(pattern: &P, build: Build<P, R>) -> Result<(bool, R), String> {
+        match build(pattern, true) {
+            Ok(ascii) => Ok((true, ascii)),
+            Err(_) => Ok((false, build(pattern, false)?)),
+        }
     }
 
     /// The build to run on `text`. None when `text` is not ASCII and the Unicode build fails
@@ -159,8 +188,11 @@ impl<P: ?Sized, R> AsciiFirst<P, R> {
 
     /// [`AsciiFirst::for_text`] for a caller that already knows whether its text is ASCII.
     pub fn for_ascii(&self, text_is_ascii: bool) -> Option<&R> {
-        if text_is_ascii {
-            if let Some(ascii) = &self.ascii {
+        if text_is_ascii && self.has_ascii {
+            let ascii = self
+                .ascii
+                .get_or_init(|| (self.build)(&self.pattern, true).ok());
+            if let Some(ascii) = ascii {
                 return Some(ascii);
             }
         }
@@ -169,11 +201,9 @@ impl<P: ?Sized, R> AsciiFirst<P, R> {
             .as_ref()
     }
 
-    /// Whichever build exists (for properties both share, like group names).
+    /// The build ASCII text gets (for properties both share, like group names).
     pub fn any(&self) -> Option<&R> {
-        self.ascii
-            .as_ref()
-            .or_else(|| self.unicode.get().and_then(Option::as_ref))
+        self.for_ascii(true)
     }
 
     pub fn pattern(&self) -> &P {
@@ -233,10 +263,31 @@ mod tests {
     #[test]
     fn no_ascii_form_means_unicode_at_once() {
         let re = AsciiFirst::new("(?i)ä".into(), build).expect("compiles");
-        assert!(re.unicode.get().is_some() || re.ascii.is_some());
+        assert!(re.unicode.get().is_some() || re.ascii.get().is_some());
         assert!(re
             .for_text("Ä")
             .is_some_and(|r| r.is_match("Ä").unwrap_or(false)));
         assert!(AsciiFirst::new("(".into(), build).is_err());
+    }
+
+    #[test]
+    fn checked_builds_on_first_use() {
+        let mut groups = 0;
+        let re = AsciiFirst::checked(r"^(\w+) (\d+)$".into(), build, |r| {
+            groups = r.captures_len()
+        })
+        .expect("compiles");
+        assert_eq!(groups, 3);
+        assert!(re.ascii.get().is_none() && re.unicode.get().is_none());
+        assert!(re
+            .for_text("abc 12")
+            .is_some_and(|r| r.is_match("abc 12").unwrap_or(false)));
+        assert!(re.ascii.get().is_some() && re.unicode.get().is_none());
+        assert!(re
+            .for_text("äöü ٣")
+            .is_some_and(|r| r.is_match("äöü ٣").unwrap_or(false)));
+        assert!(re.unicode.get().is_some());
+        // A pattern that does not compile is refused at once, not on first use.
+        assert!(AsciiFirst::checked("(".into(), build, |_| {}).is_err());
     }
 }

@@ -422,9 +422,13 @@ pub struct FilterRegex {
     pub original: String,
     pub resolved: String,
     pub translated: String,
+    /// Built on first use (see `AsciiFirst::checked`): most lines are settled by the
+    /// prefilter or by the plain forms below.
     regex: AsciiFirst<str, fancy_regex::Regex>,
     /// Named groups in definition order.
     names: Vec<(usize, GroupName)>,
+    /// Number of groups, the whole match included.
+    captures_len: usize,
     /// For a prefregex `P(?P<content>.+)$` searched in single-line buffers (see
     /// `split_content_tail`).
     split: Option<Split>,
@@ -631,23 +635,24 @@ impl FilterRegex {
             return Err(RegexError::Empty);
         }
         let translated = translate(&resolved, anchors)?;
-        let regex =
-            AsciiFirst::new(translated.as_str().into(), compile).map_err(|e| err(&resolved, e))?;
-        let names = regex
-            .any()
-            .map(|r| {
-                r.capture_names()
-                    .enumerate()
-                    .filter_map(|(i, n)| n.map(|n| (i, GroupName::from(n))))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut names = Vec::new();
+        let mut captures_len = 0;
+        let regex = AsciiFirst::checked(translated.as_str().into(), compile, |built| {
+            captures_len = built.captures_len();
+            names = built
+                .capture_names()
+                .enumerate()
+                .filter_map(|(i, n)| n.map(|n| (i, GroupName::from(n))))
+                .collect();
+        })
+        .map_err(|e| err(&resolved, e))?;
         Ok(FilterRegex {
             original: original.to_string(),
             resolved,
             translated,
             regex,
             names,
+            captures_len,
             split: None,
             literal_head: OnceLock::new(),
             expanded: OnceLock::new(),
@@ -683,10 +688,7 @@ impl FilterRegex {
                 });
             return;
         }
-        let Some(groups) = self.regex.any().map(|r| r.captures_len()) else {
-            return;
-        };
-        let Some(tail) = ContentTail::new(&self.translated, content, groups) else {
+        let Some(tail) = ContentTail::new(&self.translated, content, self.captures_len) else {
             return;
         };
         // The content group is at the top level, so the text before it is the head.
@@ -813,17 +815,15 @@ impl FilterRegex {
         }
         let ascii = text.is_ascii();
         if ascii {
-            let literal_head = self.literal_head.get_or_init(|| {
-                let groups = self.regex.any()?.captures_len();
-                LiteralHead::new(&self.translated, groups)
-            });
+            let literal_head = self
+                .literal_head
+                .get_or_init(|| LiteralHead::new(&self.translated, self.captures_len));
             if let Some(literal_head) = literal_head {
                 return literal_head.search(text, &self.names);
             }
-            let expanded = self.expanded.get_or_init(|| {
-                let groups = self.regex.any()?.captures_len();
-                Expanded::new(&self.translated, groups)
-            });
+            let expanded = self
+                .expanded
+                .get_or_init(|| Expanded::new(&self.translated, self.captures_len));
             if let Some(found) = expanded.as_ref().and_then(|e| e.search(text)) {
                 let spans = found?;
                 let span = |group: usize| spans.get(group).copied().flatten();
