@@ -403,8 +403,13 @@ impl DateDetector {
         }
         let text = &line[..endpos];
         let ascii = text.is_ascii();
-        let regex = template.regex.for_ascii(ascii)?;
         let fast = if ascii { template.fast() } else { None };
+        // The backtracking regex is built on first use (see `AsciiFirst::checked`): not at
+        // all while the fast form decides. On ASCII text it always exists.
+        let regex = || template.regex.for_ascii(ascii);
+        if fast.is_none() {
+            regex()?;
+        }
         let memo = &mut self.fast_memo;
         // The template's match anchored at `at`: its fast form decides when it can. A regex
         // runtime error (backtrack limit on hostile input) counts as no match.
@@ -416,7 +421,7 @@ impl DateDetector {
                     fast::Found::Unsure => {}
                 }
             }
-            let exact = regex.captures_input(RegexInput::new(text).from_pos(at).anchored(true));
+            let exact = regex()?.captures_input(RegexInput::new(text).from_pos(at).anchored(true));
             exact.ok().flatten().map(Groups::Exact)
         };
         let caps = if template.start_anchored {
@@ -441,7 +446,7 @@ impl DateDetector {
                 }
             }
         } else {
-            Groups::Exact(regex.captures_from_pos(text, pos).ok().flatten()?)
+            Groups::Exact(regex()?.captures_from_pos(text, pos).ok().flatten()?)
         };
         let (start, end) = caps.span(0)?;
         entry.regex_hits += 1;

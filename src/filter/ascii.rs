@@ -1,7 +1,8 @@
 //! ASCII-first regex builds: most log lines are ASCII, and on ASCII text a regex whose classes
 //! (`\w`, `\d`, `\s`, `.`, case folding) are limited to ASCII matches exactly what the Unicode
 //! build matches, with automata many times smaller and faster to build. The ASCII build is
-//! made at load; the Unicode build only when the first non-ASCII text arrives.
+//! made at load (or, for a regex only `checked` there, on first use); the Unicode build only
+//! when the first non-ASCII text arrives.
 
 use std::sync::OnceLock;
 

@@ -122,8 +122,9 @@ pub fn remove_group(groups: &mut Groups, name: &str) -> Option<String> {
     groups.remove(pos).1
 }
 
-/// Target of an `alt_`/`tuple_` group (`alt_user_2` → `user`, `alt_user1` → `user1`).
-fn combine_target(name: &str) -> Option<(bool, String)> {
+/// Target of an `alt_`/`tuple_` group (`alt_user_2` → `user`, `alt_user1` → `user1`), and
+/// whether it is an `alt_` group.
+pub fn combine_target(name: &str) -> Option<(bool, String)> {
     if name.len() <= 4 {
         return None;
     }

@@ -334,7 +334,7 @@ impl Matcher {
     /// match `m` of `buffer`.
     fn content_text(pref: &FilterRegex, buffer: &str, m: &MatchSpans) -> Option<String> {
         let combined;
-        let content = if data::has_alt_tuple(pref.group_names()) {
+        let content = if pref.has_alt_tuple() {
             combined = data::combine_alt_tuple(pref.to_match(buffer, m).groups);
             data::get_group(&combined, "content")
         } else {
@@ -492,11 +492,8 @@ impl Filter {
             // The failregexes see the `content` group as such unless an `alt_`/`tuple_` group
             // merges into it; only then can the prefilter stand in for the prefregex.
             let merged_content = |p: &FilterRegex| {
-                p.group_names().any(|n| {
-                    n.strip_prefix("alt_")
-                        .or_else(|| n.strip_prefix("tuple_"))
-                        .is_some_and(|rest| rest.starts_with("content"))
-                })
+                p.group_names()
+                    .any(|n| data::combine_target(n).is_some_and(|(_, t)| t == "content"))
             };
             let pref = match &prefregex {
                 Some(p) if !merged_content(p) => p
@@ -551,14 +548,13 @@ impl Filter {
     }
 
     /// Frees the scratch memory the regex engines keep between searches (lazy DFA states,
-    /// capture slots), grown over a burst of lines. A copy of a compiled regex shares its
-    /// automata and starts with empty scratch, so the filter swaps its regexes for copies;
-    /// the next search grows the scratch again.
+    /// capture slots), grown over a burst of lines. A copy of a regex-automata regex shares
+    /// its automata and starts with empty scratch, so the filter swaps its regexes for
+    /// copies; the next search grows the scratch again. (fancy-regex's backtracking programs
+    /// share their scratch with their copies, and the date templates are shared between
+    /// detectors: both keep theirs.)
     pub fn release_caches(&mut self) {
         self.matcher = Arc::new(Matcher::clone(&self.matcher));
-        if let Some(detector) = &mut self.date_detector {
-            *detector = detector.clone();
-        }
     }
 
     /// Process one log line (without terminator) at wall time `now`.

@@ -429,6 +429,8 @@ pub struct FilterRegex {
     names: Vec<(usize, GroupName)>,
     /// Number of groups, the whole match included.
     captures_len: usize,
+    /// Whether some `alt_`/`tuple_` group merges into another (`data::combine_alt_tuple`).
+    has_alt_tuple: bool,
     /// For a prefregex `P(?P<content>.+)$` searched in single-line buffers (see
     /// `split_content_tail`).
     split: Option<Split>,
@@ -625,8 +627,8 @@ impl FilterRegex {
         Self::from_resolved(original, resolved, anchors)
     }
 
-    /// Translate and compile an already resolved Python pattern (used by date templates).
-    pub fn from_resolved(
+    /// Translate and compile an already resolved Python pattern.
+    fn from_resolved(
         original: &str,
         resolved: String,
         anchors: Anchors,
@@ -646,6 +648,7 @@ impl FilterRegex {
                 .collect();
         })
         .map_err(|e| err(&resolved, e))?;
+        let has_alt_tuple = super::data::has_alt_tuple(names.iter().map(|(_, n)| &**n));
         Ok(FilterRegex {
             original: original.to_string(),
             resolved,
@@ -653,6 +656,7 @@ impl FilterRegex {
             regex,
             names,
             captures_len,
+            has_alt_tuple,
             split: None,
             literal_head: OnceLock::new(),
             expanded: OnceLock::new(),
@@ -754,6 +758,11 @@ impl FilterRegex {
         }))
     }
 
+    /// Whether `data::combine_alt_tuple` has anything to do with this regex's groups.
+    pub fn has_alt_tuple(&self) -> bool {
+        self.has_alt_tuple
+    }
+
     /// True if the regex defines the named group.
     pub fn has_group(&self, name: &str) -> bool {
         self.names.iter().any(|(_, n)| **n == *name)
@@ -805,7 +814,7 @@ impl FilterRegex {
     pub fn group<'t>(&self, text: &'t str, spans: &MatchSpans, name: &str) -> Option<&'t str> {
         let at = self.names.iter().position(|(_, n)| **n == *name)?;
         let (start, end) = spans.groups.get(at).copied().flatten()?;
-        text.get(start..end)
+        Some(&text[start..end])
     }
 
     /// `search`, without making the group strings.

@@ -381,3 +381,20 @@ fn released_caches_change_no_result() {
     }
     assert_eq!(found, expected);
 }
+
+#[test]
+fn tuple_group_merging_into_content_whatever_its_case() {
+    // `tuple_Content` merges into `content` (fail2ban lower-cases the target), so the
+    // failregexes see `('<content>', '<tuple>')`: the prefilter, which looks for them where
+    // the content is in the line, must not stand in for them.
+    for tuple in ["tuple_content", "tuple_Content", "tuple_CONTENT_2"] {
+        let pref = format!(r"^p: (?P<{tuple}>\S+) (?P<content>.+)$");
+        let mut f = Filter::new(
+            &opts(Some(&pref), &[r"^\('<HOST>', 'fail'\)$"], &[], 1),
+            Mode::server(),
+        )
+        .unwrap();
+        let r = f.process_with_cut("p: fail 192.0.2.1", None, 100.0);
+        assert_eq!(ids(&r), ["192.0.2.1"], "{tuple}");
+    }
+}
