@@ -7,8 +7,13 @@
 //! text", conditionals become both branches. A line the relaxed set rejects is therefore
 //! rejected by the exact regexes too, and results never change; a false "maybe" only costs
 //! the exact search it would have cost anyway.
+//!
+//! Before the DFA, a literal search: when every pattern of the set needs one of a few fixed
+//! strings in any match (`Failed `, `authentication failure`, ...), a line containing none of
+//! them is rejected at the speed of a substring search.
 
 use std::cell::RefCell;
+use std::sync::OnceLock;
 
 use fancy_regex::{Assertion, Expr};
 use regex_automata::util::syntax;
@@ -74,6 +79,34 @@ pub struct Prefilter {
     set: PatternDfa,
     /// TwoStage only: pre-checked ignoreregexes over the whole buffer.
     ignore_set: Option<PatternDfa>,
+    /// Strings one of which the text contains wherever a pattern of `set` matches (see
+    /// `required_literals`); None when some pattern needs none.
+    required: Option<Required>,
+}
+
+/// The literal search, built on first use: building it costs about as much as a thousand
+/// lines' worth of DFA passes, and a jail may never see a line.
+#[derive(Clone)]
+struct Required {
+    literals: Vec<String>,
+    search: OnceLock<Option<meta::Regex>>,
+}
+
+impl Required {
+    /// Whether `text` contains one of the literals (true when the search cannot be built).
+    fn found_in(&self, text: &str) -> bool {
+        let search = self.search.get_or_init(|| {
+            // One alternation of literals: the regex crate runs it on its literal searcher
+            // alone (Teddy, Aho-Corasick).
+            let escaped: Vec<String> = self
+                .literals
+                .iter()
+                .map(|l| regex_syntax::escape(l))
+                .collect();
+            meta::Regex::new(&escaped.join("|")).ok()
+        });
+        search.as_ref().is_none_or(|s| s.is_match(text))
+    }
 }
 
 impl Prefilter {
@@ -142,6 +175,13 @@ impl Prefilter {
             }
             Shape::TwoStage => None,
         };
+        // The failregexes (and pre-checked ignoreregexes) search the text `candidates` gets,
+        // or, in Combined shape with a prefregex, the content within it.
+        let checked_ignores = match shape {
+            Shape::Combined if precheck_ignore => ignoreregexes,
+            _ => &[],
+        };
+        let required = required_finder(&bodies, checked_ignores);
         let literals = match (&shape, prefregex) {
             (Shape::Combined, None) if patterns.len() == failregexes.len() => failregexes
                 .iter()
@@ -154,6 +194,7 @@ impl Prefilter {
             shape,
             set: PatternDfa::new(patterns.into(), build_set).ok()?,
             ignore_set,
+            required,
         })
     }
 
@@ -172,6 +213,9 @@ impl Prefilter {
                 .filter(|(_, literal)| text.starts_with(literal.as_str()))
                 .fold(0u128, |bits, (i, _)| bits | 1 << i);
             return Candidates { bits: Some(bits) };
+        }
+        if self.required.as_ref().is_some_and(|r| !r.found_in(text)) {
+            return Candidates { bits: Some(0) };
         }
         let bits = self
             .set
@@ -200,6 +244,89 @@ impl Prefilter {
             set.for_text(buffer)
                 .is_none_or(|dfa| dfa.is_match(Input::new(buffer)))
         })
+    }
+}
+
+/// Shortest literal worth a search of its own: a shorter one is in nearly every line.
+const MIN_REQUIRED_LEN: usize = 4;
+
+/// Most literals searched for (a few per failregex).
+const MAX_REQUIRED: usize = 256;
+
+/// The literal search over what `failregexes` (parsed) and `ignoreregexes` (translated
+/// patterns) require, when each of them requires some long enough literal.
+fn required_finder(failregexes: &[Expr], ignoreregexes: &[&str]) -> Option<Required> {
+    let mut literals = Vec::new();
+    for body in failregexes {
+        literals.extend(required_literals(&relax(body, false)?)?);
+    }
+    for pattern in ignoreregexes {
+        let body = Expr::parse_tree(pattern).ok()?.expr;
+        literals.extend(required_literals(&relax(&body, false)?)?);
+    }
+    literals.sort();
+    literals.dedup();
+    if literals.is_empty()
+        || literals.len() > MAX_REQUIRED
+        || literals.iter().any(|l| l.len() < MIN_REQUIRED_LEN)
+    {
+        return None;
+    }
+    Some(Required {
+        literals,
+        search: OnceLock::new(),
+    })
+}
+
+/// Literals at least one of which every match of the (relaxed) `expr` contains; None when
+/// there is no such set (a match may consist of classes only). Case-insensitive text counts
+/// as no literal.
+fn required_literals(expr: &Expr) -> Option<Vec<String>> {
+    match expr {
+        Expr::Literal { val, casei: false } if !val.is_empty() => Some(vec![val.clone()]),
+        Expr::Group(inner) => required_literals(inner),
+        Expr::AtomicGroup(inner) => required_literals(inner),
+        Expr::Repeat { child, lo, .. } if *lo >= 1 => required_literals(child),
+        Expr::Alt(branches) => {
+            let mut all = Vec::new();
+            for branch in branches {
+                all.extend(required_literals(branch)?);
+            }
+            Some(all)
+        }
+        Expr::Concat(items) => {
+            // Every item is needed: the best of their requirements, adjacent literal
+            // characters taken as one string.
+            let mut best: Option<Vec<String>> = None;
+            let mut run = String::new();
+            for item in items {
+                if let Expr::Literal { val, casei: false } = item {
+                    run.push_str(val);
+                    continue;
+                }
+                if !run.is_empty() {
+                    best = better(best, Some(vec![std::mem::take(&mut run)]));
+                }
+                best = better(best, required_literals(item));
+            }
+            if !run.is_empty() {
+                best = better(best, Some(vec![run]));
+            }
+            best
+        }
+        _ => None,
+    }
+}
+
+/// The requirement that rejects more lines: longer shortest literal, then fewer literals.
+fn better(a: Option<Vec<String>>, b: Option<Vec<String>>) -> Option<Vec<String>> {
+    let score = |l: &[String]| {
+        let shortest = l.iter().map(String::len).min().unwrap_or(0);
+        (shortest.min(16), std::cmp::Reverse(l.len()))
+    };
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if score(&b) > score(&a) { b } else { a }),
+        (a, b) => a.or(b),
     }
 }
 
@@ -437,6 +564,63 @@ mod tests {
 
     fn prefilter(pref: Option<(&str, usize)>, fails: &[&str]) -> Prefilter {
         Prefilter::new(pref, fails, &[], false).expect("prefilter builds")
+    }
+
+    fn required(pattern: &str) -> Option<Vec<String>> {
+        let body = Expr::parse_tree(pattern).expect("parses").expr;
+        required_literals(&relax(&body, false)?)
+    }
+
+    #[test]
+    fn required_literals_of_patterns() {
+        let cases: [(&str, Option<&[&str]>); 8] = [
+            (
+                r"^Failed (?:password|publickey) for (?P<user>\S+) from (?P<h>\S+)$",
+                Some(&["password", "publickey"]),
+            ),
+            (r"^(?:foo|\S+) bar\d", Some(&[" bar"])),
+            // A lookahead needs nothing of its own text here.
+            (r"^(?:xx(?=abc)|yy)z+", Some(&["xx", "yy"])),
+            (r"(?:user (?P<u>\S+))+ gone", Some(&["user "])),
+            (r"(?:user )* gone", Some(&[" gone"])),
+            (r"\d+\.\d+", Some(&["."])),
+            (r"(?i)authentication failure", None),
+            (r"\S+", None),
+        ];
+        for (pattern, want) in cases {
+            let want = want.map(|w| w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+            assert_eq!(required(pattern), want, "{pattern}");
+        }
+        // Too short to be worth a search, or some pattern without any: no literal search.
+        let fails: Vec<Expr> = [r"^x\d+$", r"^Failed \S+"]
+            .iter()
+            .map(|p| Expr::parse_tree(p).expect("parses").expr)
+            .collect();
+        assert!(required_finder(&fails, &[]).is_none());
+        assert!(required_finder(&fails[1..], &[r"\S+ okay"]).is_some());
+        assert!(required_finder(&fails[1..], &[r"\S+"]).is_none());
+    }
+
+    #[test]
+    fn literal_search_rejects_only_lines_without_them() {
+        let pf = prefilter(
+            None,
+            &[
+                r"^Failed (?:password|publickey) for \S+ from \S+$",
+                r"^Invalid user \S+$",
+            ],
+        );
+        let required = pf.required.as_ref().expect("a literal search");
+        // Has a literal: the DFA decides.
+        assert!(required.found_in("Accepted password for bob from x\n"));
+        assert!(pf
+            .candidates("Accepted password for bob from x\n")
+            .is_empty());
+        assert!(pf
+            .candidates("Failed password for bob from x\n")
+            .may_match(0));
+        assert!(pf.candidates("Invalid user bob\n").may_match(1));
+        assert!(pf.candidates("Connection closed by x\n").is_empty());
     }
 
     #[test]
