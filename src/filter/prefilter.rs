@@ -181,13 +181,17 @@ impl Prefilter {
             Shape::Combined if precheck_ignore => ignoreregexes,
             _ => &[],
         };
-        let required = required_finder(&bodies, checked_ignores);
-        let literals = match (&shape, prefregex) {
+        let literals: Option<Vec<String>> = match (&shape, prefregex) {
             (Shape::Combined, None) if patterns.len() == failregexes.len() => failregexes
                 .iter()
                 .map(|p| split_literal_head(p).map(|(literal, _)| literal))
                 .collect(),
             _ => None,
+        };
+        // With head literals to compare, `candidates` never gets to the literal search.
+        let required = match literals {
+            Some(_) => None,
+            None => required_finder(&bodies, checked_ignores),
         };
         Some(Prefilter {
             literals,
@@ -284,9 +288,7 @@ fn required_finder(failregexes: &[Expr], ignoreregexes: &[&str]) -> Option<Requi
 fn required_literals(expr: &Expr) -> Option<Vec<String>> {
     match expr {
         Expr::Literal { val, casei: false } if !val.is_empty() => Some(vec![val.clone()]),
-        Expr::Group(inner) => required_literals(inner),
-        Expr::AtomicGroup(inner) => required_literals(inner),
-        Expr::Repeat { child, lo, .. } if *lo >= 1 => required_literals(child),
+        Expr::Repeat { child, lo, hi, .. } if *lo >= 1 && *hi >= *lo => required_literals(child),
         Expr::Alt(branches) => {
             let mut all = Vec::new();
             for branch in branches {
@@ -573,7 +575,7 @@ mod tests {
 
     #[test]
     fn required_literals_of_patterns() {
-        let cases: [(&str, Option<&[&str]>); 8] = [
+        let cases: [(&str, Option<&[&str]>); 9] = [
             (
                 r"^Failed (?:password|publickey) for (?P<user>\S+) from (?P<h>\S+)$",
                 Some(&["password", "publickey"]),
@@ -585,6 +587,7 @@ mod tests {
             (r"(?:user )* gone", Some(&[" gone"])),
             (r"\d+\.\d+", Some(&["."])),
             (r"(?i)authentication failure", None),
+            (r"(?x) auth \s failure  # comment", Some(&["failure"])),
             (r"\S+", None),
         ];
         for (pattern, want) in cases {
@@ -605,9 +608,10 @@ mod tests {
     fn literal_search_rejects_only_lines_without_them() {
         let pf = prefilter(
             None,
+            // No head literal (see `literals`): the literal search is what rejects.
             &[
-                r"^Failed (?:password|publickey) for \S+ from \S+$",
-                r"^Invalid user \S+$",
+                r"^(?:error: )?Failed (?:password|publickey) for \S+ from \S+",
+                r"^(?:error: )?Invalid user \S+",
             ],
         );
         let required = pf.required.as_ref().expect("a literal search");
@@ -621,6 +625,28 @@ mod tests {
             .may_match(0));
         assert!(pf.candidates("Invalid user bob\n").may_match(1));
         assert!(pf.candidates("Connection closed by x\n").is_empty());
+
+        // Combined shape with a prefregex: the failregexes' literals are looked for in the
+        // whole buffer, which holds the content.
+        let pf = prefilter(
+            Some((r"(?m)^\S+ sshd\[\d+\]: (?P<content>.+)$", 1)),
+            &[r"^Invalid user \S+ from \S+"],
+        );
+        assert!(pf.required.is_some() && !pf.needs_content());
+        assert!(pf
+            .candidates("gw sshd[1]: Invalid user bob from x\n")
+            .may_match(0));
+        assert!(pf
+            .candidates("gw sshd[1]: Accepted key for bob\n")
+            .is_empty());
+
+        // A pre-checked ignoreregex's literal alone keeps the line (it may be ignored).
+        let fails: Vec<String> = (0..6).map(|i| format!(r"^fail{i} from \S+")).collect();
+        let fails: Vec<&str> = fails.iter().map(String::as_str).collect();
+        let pf = Prefilter::new(None, &fails, &[r"(?:^| )trusted peer \S+"], true).expect("builds");
+        assert!(pf.required.is_some());
+        assert!(!pf.candidates("trusted peer x\n").is_empty());
+        assert!(pf.candidates("untrusted x\n").is_empty());
     }
 
     #[test]
