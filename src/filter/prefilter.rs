@@ -320,7 +320,8 @@ fn required_literals(expr: &Expr) -> Option<Vec<String>> {
     }
 }
 
-/// The requirement that rejects more lines: longer shortest literal, then fewer literals.
+/// The requirement that rejects more lines: longer shortest literal (past 16 bytes a literal
+/// is rare enough whatever its length), then fewer literals.
 fn better(a: Option<Vec<String>>, b: Option<Vec<String>>) -> Option<Vec<String>> {
     let score = |l: &[String]| {
         let shortest = l.iter().map(String::len).min().unwrap_or(0);
