@@ -453,9 +453,123 @@ struct LiteralHead {
 #[derive(Debug, Clone)]
 struct Split {
     head: AsciiFirst<str, fancy_regex::Regex>,
+    /// Built on first use (see `HeadParts`).
+    parts: OnceLock<Option<HeadParts>>,
     /// Group number of `content`.
     content: usize,
     tail: Option<ContentTail>,
+}
+
+/// Most parts a head may be cut into (see `HeadParts`).
+const MAX_HEAD_PARTS: usize = 8;
+
+/// A plain head cut at its top-level named groups, `A (?P<g>B) C …`, each part searched
+/// with the DFAs alone, the first one unanchored and each next one anchored where the
+/// previous one ended. A backtracking search tries the parses of `A` in order and, for each,
+/// those of the rest; so when the rest matches after `A`'s first parse, the whole head's
+/// match is that parse followed by the rest's first parse, part by part, and each group's
+/// span is its part's. The capture engine is then not needed: that is most of a prefregex's
+/// cost, as its head (a syslog prefix) is cheap for a DFA and long for the backtracker. When
+/// a part does not match where the previous one ended, the head regex decides. Zero-width
+/// items before a group join its part, which leaves the part's span the group's.
+#[derive(Debug, Clone)]
+struct HeadParts {
+    parts: Vec<meta::Regex>,
+    /// Each named group of the head (whole-regex number) with the index of its part.
+    groups: Vec<(usize, usize)>,
+}
+
+/// A split head's match: its parts' spans, or the head regex's captures.
+enum HeadMatch<'s, 't> {
+    Parts {
+        parts: &'s HeadParts,
+        spans: [(usize, usize); MAX_HEAD_PARTS],
+    },
+    Captures(fancy_regex::Captures<'t, str>),
+}
+
+impl HeadMatch<'_, '_> {
+    /// Span of group `group` (0: the whole head).
+    fn span(&self, group: usize) -> Option<(usize, usize)> {
+        match self {
+            HeadMatch::Parts { parts, spans } if group == 0 => {
+                Some((spans[0].0, spans[parts.parts.len() - 1].1))
+            }
+            HeadMatch::Parts { parts, spans } => parts
+                .groups
+                .iter()
+                .find(|(g, _)| *g == group)
+                .map(|(_, part)| spans[*part]),
+            HeadMatch::Captures(caps) => caps.get(group).map(|m| (m.start(), m.end())),
+        }
+    }
+}
+
+impl HeadParts {
+    /// The parts of a head pattern whose named groups (`named`, by number) are all items of
+    /// its top-level concatenation; None when they are not, or a part is not plain.
+    fn new(head: &str, named: &[usize]) -> Option<HeadParts> {
+        let items = match ascii::unoptimized_tree(head)? {
+            Expr::Concat(items) => items,
+            other => vec![other],
+        };
+        let mut parts: Vec<Vec<Expr>> = Vec::new();
+        let mut groups = Vec::new();
+        let mut current: Vec<Expr> = Vec::new();
+        let mut counter = 0;
+        for item in items {
+            let before = counter;
+            super::prefilter::count_groups(&item, &mut counter);
+            let named_inside = named.iter().filter(|g| (before + 1..=counter).contains(g));
+            match (named_inside.count(), &item) {
+                (0, _) => current.push(item),
+                (1, Expr::Group(_)) if named.contains(&(before + 1)) => {
+                    if !current.iter().all(|e| matches!(e, Expr::Assertion(_))) {
+                        parts.push(std::mem::take(&mut current));
+                    }
+                    current.push(item);
+                    groups.push((before + 1, parts.len()));
+                    parts.push(std::mem::take(&mut current));
+                }
+                _ => return None,
+            }
+        }
+        if !current.is_empty() || parts.is_empty() {
+            parts.push(current);
+        }
+        if parts.len() > MAX_HEAD_PARTS || groups.len() != named.len() {
+            return None;
+        }
+        let parts = parts
+            .into_iter()
+            .map(|items| {
+                let part = Expr::Concat(items);
+                ascii::is_plain(&part)
+                    .then(|| ascii::build_plain(&ascii::render(&part)))
+                    .flatten()
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(HeadParts { parts, groups })
+    }
+
+    /// The head's match on ASCII `text`: Some(spans of the parts), or Some(None) when the head
+    /// does not match; None when the head regex must decide.
+    fn search(&self, text: &str) -> Option<Option<[(usize, usize); MAX_HEAD_PARTS]>> {
+        let mut spans = [(0, 0); MAX_HEAD_PARTS];
+        let mut input = Input::new(text);
+        for (i, part) in self.parts.iter().enumerate() {
+            let found = part.search(&input);
+            let Some(found) = found else {
+                // The first part not matching is the head not matching.
+                return if i == 0 { Some(None) } else { None };
+            };
+            spans[i] = (found.start(), found.end());
+            input = Input::new(text)
+                .range(found.end()..)
+                .anchored(Anchored::Yes);
+        }
+        Some(Some(spans))
+    }
 }
 
 /// The `T$` after a lazy content group `(?P<content>.+?)` (or `.*?`): the content ends where
@@ -687,6 +801,7 @@ impl FilterRegex {
                 .ok()
                 .map(|head| Split {
                     head,
+                    parts: OnceLock::new(),
                     content,
                     tail: None,
                 });
@@ -704,6 +819,7 @@ impl FilterRegex {
             .filter(|h| h.any().is_some_and(|h| h.captures_len() == content))
             .map(|head| Split {
                 head,
+                parts: OnceLock::new(),
                 content,
                 tail: Some(tail),
             });
@@ -718,12 +834,13 @@ impl FilterRegex {
     /// does not settle it: its first parse leaves no content, the buffer is not one line, or
     /// the head failed (backtrack limit); the whole regex then decides.
     fn search_split(&self, split: &Split, text: &str) -> Option<Option<MatchSpans>> {
-        let Some(caps) = split.head.for_text(text)?.captures(text).ok()? else {
+        let head = match self.search_head(split, text)? {
+            Some(head) => head,
             // The whole regex matches only where its head does.
-            return Some(None);
+            None => return Some(None),
         };
-        let whole = caps.get(0)?;
-        let line = text.get(whole.end()..)?.strip_suffix('\n')?;
+        let whole = head.span(0)?;
+        let line = text.get(whole.1..)?.strip_suffix('\n')?;
         if line.contains('\n') {
             return None;
         }
@@ -732,7 +849,7 @@ impl FilterRegex {
             None => (text.len() - 1, text.len() - 1, None),
             Some(_) if !text.is_ascii() => return None,
             Some(tail) => {
-                let input = Input::new(text).range(whole.end() + tail.min_content..);
+                let input = Input::new(text).range(whole.1 + tail.min_content..);
                 let mut found = tail.regex.create_captures();
                 tail.regex.search_captures(&input, &mut found);
                 // No tail after this head parse: the whole regex decides.
@@ -744,18 +861,45 @@ impl FilterRegex {
             .names
             .iter()
             .map(|(i, _)| match &tail_caps {
-                _ if *i == split.content => Some((whole.end(), content_end)),
+                _ if *i == split.content => Some((whole.1, content_end)),
                 Some((tail, found)) if *i >= tail.first_group => found
                     .get_group(*i - tail.first_group + 1)
                     .map(|s| (s.start, s.end)),
-                _ => caps.get(*i).map(|m| (m.start(), m.end())),
+                _ => head.span(*i),
             })
             .collect();
         Some(Some(MatchSpans {
-            start: whole.start(),
+            start: whole.0,
             end,
             groups,
         }))
+    }
+
+    /// The head's match (Some(None): no match), part by part on ASCII text when the head
+    /// allows it (see `HeadParts`), else by the head regex; None when the search failed.
+    fn search_head<'s, 't>(
+        &'s self,
+        split: &'s Split,
+        text: &'t str,
+    ) -> Option<Option<HeadMatch<'s, 't>>> {
+        if text.is_ascii() {
+            let parts = split.parts.get_or_init(|| {
+                let named: Vec<usize> = self
+                    .names
+                    .iter()
+                    .map(|(i, _)| *i)
+                    .filter(|i| *i < split.content)
+                    .collect();
+                HeadParts::new(split.head.pattern(), &named)
+            });
+            if let Some(parts) = parts {
+                if let Some(found) = parts.search(text) {
+                    return Some(found.map(|spans| HeadMatch::Parts { parts, spans }));
+                }
+            }
+        }
+        let caps = split.head.for_text(text)?.captures(text).ok()?;
+        Some(caps.map(HeadMatch::Captures))
     }
 
     /// Whether `data::combine_alt_tuple` has anything to do with this regex's groups.
@@ -1100,6 +1244,68 @@ mod tests {
             let mut re = FilterRegex::new(pattern, "warn", Anchors::SingleLineBuffer).unwrap();
             re.split_content_tail();
             assert!(!re.has_head(), "{pattern} must not be split");
+        }
+    }
+
+    #[test]
+    fn head_parts_keep_head_regex_results() {
+        // (pattern, whether its head is searched part by part)
+        let cases = [
+            (r"^(?P<host>\S+) (?P<d>\w+)\[\d+\]: (?P<content>.+)$", true),
+            (
+                r"^(?P<mlfid>\s*(?:\S+\s+)?(?:sshd(?:\[\d+\])?:\s+)?)(?:(?:error|fatal): (?:PAM: )?)?(?P<content>.+)$",
+                true,
+            ),
+            (
+                r"^\s*(?:\S+\s+)?postfix(/\w+)?\[\d+\]: (?:reject: )?(?P<content>.+?)(?:, u=(?P<user>\S+))?\s*$",
+                true,
+            ),
+            // The rest cannot follow the group's first parse: the head regex decides.
+            (r"^(?P<a>x+)x(?P<content>.+)$", true),
+            (r"^(?P<a>\w+)\b(?P<b>\d*)(?P<content>.+)$", true),
+            // Unanchored: the first part's leftmost match starts the head's.
+            (r"(?P<tag>[a-z]+):(?P<content>.+)$", true),
+            (r"[a-z]+:(?P<content>.+)$", true),
+            // A named group inside another item, or a lookaround: not cut.
+            (r"^(?P<pid>\[\d+\])?:? ?(?P<content>.+)$", false),
+            (r"^(?:(?P<a>x)|y)(?P<content>.+)$", false),
+            (r"^(?P<a>x(?=y))(?P<content>.+)$", false),
+        ];
+        let texts = [
+            "gw sshd[12]: Failed password\n",
+            "gw sshd[12]: error: PAM: x\n",
+            "  sshd: fatal: y\n",
+            "gw kernel[1]: z\n",
+            "mx postfix/smtpd[3]: reject: RCPT, u=bob \n",
+            "mx postfix[3]: hello\n",
+            "xxxy\n",
+            "xy\n",
+            "x\n",
+            "abc123 rest\n",
+            "abc rest\n",
+            "1a:b\n",
+            "ab:cd:ef\n",
+            ":x\n",
+            "[12]: hello\n",
+            "yx\n",
+            "é: ü\n",
+            "a:b\nc\n",
+            "\n",
+            "",
+        ];
+        for (pattern, cut) in cases {
+            let whole = FilterRegex::new(pattern, "warn", Anchors::SingleLineBuffer).unwrap();
+            let mut split = whole.clone();
+            split.split_content_tail();
+            for text in texts {
+                assert_eq!(
+                    split.search(text),
+                    whole.search(text),
+                    "{pattern} on {text:?}"
+                );
+            }
+            let parts = split.split.as_ref().and_then(|s| s.parts.get());
+            assert_eq!(parts.is_some_and(|p| p.is_some()), cut, "{pattern}");
         }
     }
 
