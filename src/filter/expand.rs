@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use fancy_regex::{Expr, LookAround};
 use memchr::memmem;
-use regex_automata::{meta, Input};
+use regex_automata::{meta, Anchored, Input};
 
 use super::ascii;
 
@@ -32,6 +32,8 @@ pub struct Expanded {
     /// Tempered dots: the group holding the relaxed `.*` and the literal no position of its
     /// span may start.
     checks: Vec<(usize, memmem::Finder<'static>)>,
+    /// The same tree searched branch by branch (see `Step`); None when its top has no head.
+    guided: Option<Step>,
 }
 
 /// The pattern tree with each group's original number, conditionals and tempered dots made
@@ -85,16 +87,13 @@ impl Expanded {
         };
         rendered.node(&node, false)?;
         let regex = ascii::build_plain(&rendered.pattern)?;
-        let mut expanded = Expanded {
+        let expanded = Expanded {
             regex,
             original_groups: groups,
             groups: rendered.groups,
-            checks: Vec::new(),
+            checks: finders(rendered.checks),
+            guided: Step::new(&node).filter(|step| step.head.is_some()),
         };
-        for (group, literal) in rendered.checks {
-            let finder = memmem::Finder::new(literal.as_bytes()).into_owned();
-            expanded.checks.push((group, finder));
-        }
         let covered = (1..groups).all(|g| expanded.groups.contains(&Some(g)));
         (covered && expanded.regex.captures_len() == expanded.groups.len()).then_some(expanded)
     }
@@ -103,6 +102,17 @@ impl Expanded {
     /// Some(None) for no match; None when the relaxed match fails a check and the original
     /// regex must decide.
     pub fn search(&self, text: &str) -> Option<Option<Spans>> {
+        if let Some(step) = &self.guided {
+            let mut spans = vec![None; self.original_groups];
+            match step.search(text, None, &mut spans) {
+                Ok((start, end)) => {
+                    spans[0] = Some((start.unwrap_or(end), end));
+                    return Some(Some(spans));
+                }
+                Err(Stop::NoMatch) => return Some(None),
+                Err(Stop::Undecided) => {}
+            }
+        }
         let mut caps = self.regex.create_captures();
         self.regex.search_captures(&Input::new(text), &mut caps);
         if !caps.is_match() {
@@ -112,12 +122,7 @@ impl Expanded {
             let Some(span) = caps.get_group(*group) else {
                 continue;
             };
-            // A literal starting inside the span, also one running past its end.
-            let window = &text.as_bytes()[span.start..];
-            if finder
-                .find(window)
-                .is_some_and(|at| at < span.end - span.start)
-            {
+            if !tempered_holds(text, (span.start, span.end), finder) {
                 return None;
             }
         }
@@ -134,6 +139,159 @@ impl Expanded {
         }
         Some(Some(spans))
     }
+}
+
+fn finders(checks: Vec<(usize, String)>) -> Vec<(usize, memmem::Finder<'static>)> {
+    checks
+        .into_iter()
+        .map(|(group, literal)| (group, memmem::Finder::new(literal.as_bytes()).into_owned()))
+        .collect()
+}
+
+/// Whether no position of `span` in `text` starts `literal` (a tempered dot's check); a
+/// literal running past the span's end counts.
+fn tempered_holds(text: &str, span: (usize, usize), literal: &memmem::Finder) -> bool {
+    literal
+        .find(&text.as_bytes()[span.0..])
+        .is_none_or(|at| at >= span.1 - span.0)
+}
+
+/// The resolved tree as the backtracker walks it: `head`, then the first of `branches` that
+/// can match where the head ended. An expansion ends each concatenation with the
+/// alternation it distributed the rest over, so nothing follows the branches. A backtracking
+/// search tries the head's parses in order and, for each, the branches in order; so when a
+/// branch (tested by a DFA, anchored where the head's first parse ends) matches, the whole
+/// match is that head parse followed by the branch's own first parse, found the same way.
+/// The capture engine then runs on each small piece of the path alone, not on the whole
+/// tree, whose failing alternatives it would otherwise explore one parse at a time (sshd's
+/// `Failed …` first tries the branch that wants `: ` at the end). When no branch matches
+/// after the head's first parse, the whole regex decides.
+#[derive(Debug, Clone)]
+struct Step {
+    head: Option<Piece>,
+    /// Each branch's test (the whole branch, searched anchored) and its own steps.
+    branches: Vec<(meta::Regex, Step)>,
+}
+
+/// A plain piece of the tree with its groups (see `Expanded::groups`) and tempered checks.
+#[derive(Debug, Clone)]
+struct Piece {
+    regex: meta::Regex,
+    groups: Vec<Option<usize>>,
+    checks: Vec<(usize, memmem::Finder<'static>)>,
+}
+
+/// Why a guided search gave no match: none at all, or the whole regex must decide.
+enum Stop {
+    NoMatch,
+    Undecided,
+}
+
+impl Piece {
+    fn new(node: &Node) -> Option<Piece> {
+        let rendered = render(node)?;
+        Some(Piece {
+            regex: ascii::build_plain(&rendered.pattern)?,
+            groups: rendered.groups,
+            checks: finders(rendered.checks),
+        })
+    }
+}
+
+fn render(node: &Node) -> Option<Rendered> {
+    let mut rendered = Rendered {
+        pattern: String::new(),
+        groups: vec![None],
+        checks: Vec::new(),
+    };
+    rendered.node(node, false)?;
+    Some(rendered)
+}
+
+impl Step {
+    fn new(node: &Node) -> Option<Step> {
+        let items = match node {
+            Node::Concat(items) => items.as_slice(),
+            other => std::slice::from_ref(other),
+        };
+        let (head, branches) = match items.split_last() {
+            Some((Node::Alt(branches), head)) => (head, branches.as_slice()),
+            _ => (items, &[][..]),
+        };
+        let head = if head.iter().all(is_empty) {
+            None
+        } else {
+            Some(Piece::new(&Node::Concat(head.to_vec()))?)
+        };
+        let branches = branches
+            .iter()
+            .map(|branch| {
+                let test = ascii::build_plain(&render(branch)?.pattern)?;
+                Some((test, Step::new(branch)?))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Step { head, branches })
+    }
+
+    /// The path's match from `at` (None: the first step, searched unanchored): its start
+    /// (None while only empty heads ran) and end, the groups written into `spans`.
+    fn search(
+        &self,
+        text: &str,
+        at: Option<usize>,
+        spans: &mut Spans,
+    ) -> Result<(Option<usize>, usize), Stop> {
+        let mut start = None;
+        let mut end = at.unwrap_or(0);
+        if let Some(head) = &self.head {
+            let input = match at {
+                None => Input::new(text),
+                Some(at) => Input::new(text).range(at..).anchored(Anchored::Yes),
+            };
+            let mut caps = head.regex.create_captures();
+            head.regex.search_captures(&input, &mut caps);
+            let Some(found) = caps.get_match() else {
+                // Every match of the whole starts with a match of its first head.
+                return Err(if at.is_none() {
+                    Stop::NoMatch
+                } else {
+                    Stop::Undecided
+                });
+            };
+            for (group, literal) in &head.checks {
+                let held = caps
+                    .get_group(*group)
+                    .is_none_or(|span| tempered_holds(text, (span.start, span.end), literal));
+                if !held {
+                    return Err(Stop::Undecided);
+                }
+            }
+            for (index, original) in head.groups.iter().enumerate() {
+                if let Some(original) = original {
+                    spans[*original] = caps.get_group(index).map(|s| (s.start, s.end));
+                }
+            }
+            start = Some(found.start());
+            end = found.end();
+        } else if at.is_none() {
+            return Err(Stop::Undecided);
+        }
+        if self.branches.is_empty() {
+            return Ok((start, end));
+        }
+        let from = Input::new(text).range(end..).anchored(Anchored::Yes);
+        let (_, branch) = self
+            .branches
+            .iter()
+            .find(|(test, _)| test.is_match(from.clone()))
+            .ok_or(Stop::Undecided)?;
+        let (branch_start, branch_end) = branch.search(text, Some(end), spans)?;
+        Ok((start.or(branch_start), branch_end))
+    }
+}
+
+fn is_empty(node: &Node) -> bool {
+    matches!(node, Node::Concat(items) if items.iter().all(is_empty))
 }
 
 /// The tree of a fancy-regex expression; None for constructs other than conditionals on a
@@ -481,5 +639,79 @@ impl Rendered {
             Node::Cond { .. } => return None,
         }
         Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::regex::{Anchors, FilterRegex};
+
+    fn expanded(pattern: &str) -> Expanded {
+        let regex = FilterRegex::new(pattern, "warn", Anchors::SingleLineBuffer).unwrap();
+        let groups = super::super::regex::compile(&regex.translated, true)
+            .unwrap()
+            .captures_len();
+        Expanded::new(&regex.translated, groups).expect("expands")
+    }
+
+    /// The whole relaxed regex's answer, without the guided steps.
+    fn unguided(expanded: &Expanded, text: &str) -> Option<Option<Spans>> {
+        let whole = Expanded {
+            guided: None,
+            ..expanded.clone()
+        };
+        whole.search(text)
+    }
+
+    #[test]
+    fn guided_steps_decide_sshd_lines_as_the_whole_regex() {
+        let failed = expanded(
+            r"^Failed (?:(?P<pk>publickey)|\S+) for (?P<inv>invalid user )?(?P<user>(?P<plain>\S+)|(?(inv)(?:(?! from ).)*?|[^:]+)) from <HOST>(?: port \d+)?(?: ssh\d*)?(?(plain): |(?:(?! from ).)*$)",
+        );
+        let step = failed.guided.as_ref().expect("guided");
+        for text in [
+            "Failed password for root from 192.0.2.1 port 22 ssh2\n",
+            "Failed password for invalid user bob from 2001:db8::1 port 22 ssh2\n",
+            "Failed password for root from 192.0.2.1 port 22 ssh2: RSA x\n",
+            "Failed publickey for root from 192.0.2.1 port 22 ssh2\n",
+            "Failed password for user from host.example.org\n",
+        ] {
+            let mut spans = vec![None; failed.original_groups];
+            assert!(
+                step.search(text, None, &mut spans).is_ok(),
+                "decided on {text:?}"
+            );
+            assert_eq!(failed.search(text), unguided(&failed, text), "{text:?}");
+        }
+        // The relaxed path's user fails its tempered check: the backtracking VM decides.
+        let text = "Failed password for invalid user a from b from 192.0.2.1 port 22 ssh2\n";
+        let mut spans = vec![None; failed.original_groups];
+        assert!(matches!(
+            step.search(text, None, &mut spans),
+            Err(Stop::Undecided)
+        ));
+        assert_eq!(failed.search(text), None);
+        assert!(matches!(
+            step.search("Accepted password for root\n", None, &mut spans),
+            Err(Stop::NoMatch)
+        ));
+    }
+
+    #[test]
+    fn guided_steps_leave_other_head_parses_to_the_whole_regex() {
+        // The head's first parse takes both a's; only a shorter one lets a branch match.
+        let regex = expanded(r"^(?P<h>a+)(?P<c>a)?(?(c)b|c)$");
+        let step = regex.guided.as_ref().expect("guided");
+        let mut spans = vec![None; regex.original_groups];
+        assert!(matches!(
+            step.search("aab\n", None, &mut spans),
+            Err(Stop::Undecided)
+        ));
+        let found = regex.search("aab\n").flatten().expect("match");
+        assert_eq!(found[1], Some((0, 1)));
+        assert_eq!(found[2], Some((1, 2)));
+        assert_eq!(regex.search("aac\n"), unguided(&regex, "aac\n"));
+        assert_eq!(regex.search("b\n"), Some(None));
     }
 }

@@ -1266,6 +1266,22 @@ mod tests {
             // Unanchored: the first part's leftmost match starts the head's.
             (r"(?P<tag>[a-z]+):(?P<content>.+)$", true),
             (r"[a-z]+:(?P<content>.+)$", true),
+            // Look-behind context at a part boundary: `\b` and `\A` see the bytes before.
+            (r"^(?P<a>\w+?)\b(?P<b>\w*)(?P<content>.+)$", true),
+            (r"^(?P<a>\w+?)^(?P<b>\w+)(?P<content>.+)$", true),
+            // Priority order, not the longest match.
+            (r"^(?P<a>a|ab)(?P<b>c|bcd)(?P<content>.+)$", true),
+            (r"(?P<a>[a-z]+)=(?P<content>.+)$", true),
+            (r"(?i)^(?P<h>[a-z]+) SSHD(?P<content>.+)$", true),
+            (
+                r"^(?P<a>\w+) (?P<b>\w+) (?P<c>\w+) (?P<d>\w+) (?P<content>.+)$",
+                true,
+            ),
+            // More parts than MAX_HEAD_PARTS.
+            (
+                r"^(?P<a>\w+) (?P<b>\w+) (?P<c>\w+) (?P<d>\w+) (?P<e>\w+) (?P<content>.+)$",
+                false,
+            ),
             // A named group inside another item, or a lookaround: not cut.
             (r"^(?P<pid>\[\d+\])?:? ?(?P<content>.+)$", false),
             (r"^(?:(?P<a>x)|y)(?P<content>.+)$", false),
@@ -1290,9 +1306,14 @@ mod tests {
             "yx\n",
             "é: ü\n",
             "a:b\nc\n",
+            "abcde\n",
+            "ab cd=x\n",
+            "GW sshd: x\n",
+            "a b c d e f\n",
             "\n",
             "",
         ];
+        let mut decided = 0;
         for (pattern, cut) in cases {
             let whole = FilterRegex::new(pattern, "warn", Anchors::SingleLineBuffer).unwrap();
             let mut split = whole.clone();
@@ -1304,9 +1325,33 @@ mod tests {
                     "{pattern} on {text:?}"
                 );
             }
-            let parts = split.split.as_ref().and_then(|s| s.parts.get());
-            assert_eq!(parts.is_some_and(|p| p.is_some()), cut, "{pattern}");
+            let head = split.split.as_ref().expect("split");
+            let parts = head.parts.get().and_then(Option::as_ref);
+            assert_eq!(parts.is_some(), cut, "{pattern}");
+            let Some(parts) = parts else {
+                continue;
+            };
+            // Where the parts decide, their spans are the head regex's captures.
+            for text in texts.iter().filter(|t| t.is_ascii()) {
+                let Some(found) = parts.search(text) else {
+                    continue;
+                };
+                decided += 1;
+                let caps = head.head.any().unwrap().captures(text).unwrap();
+                let Some(spans) = found else {
+                    assert!(caps.is_none(), "{pattern} on {text:?}");
+                    continue;
+                };
+                let caps = caps.expect("the head regex matches too");
+                let matched = HeadMatch::Parts { parts, spans };
+                let group = |i: usize| caps.get(i).map(|m| (m.start(), m.end()));
+                assert_eq!(matched.span(0), group(0), "{pattern} on {text:?}");
+                for (i, _) in &parts.groups {
+                    assert_eq!(matched.span(*i), group(*i), "{pattern} on {text:?}");
+                }
+            }
         }
+        assert!(decided > 150, "the parts decided only {decided} searches");
     }
 
     #[test]
