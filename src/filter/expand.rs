@@ -32,7 +32,8 @@ pub struct Expanded {
     /// Tempered dots: the group holding the relaxed `.*` and the literal no position of its
     /// span may start.
     checks: Vec<(usize, memmem::Finder<'static>)>,
-    /// The same tree searched branch by branch (see `Step`); None when its top has no head.
+    /// The same tree searched branch by branch (see `Step`); None when its top is not a head
+    /// followed by branches.
     guided: Option<Step>,
 }
 
@@ -92,7 +93,8 @@ impl Expanded {
             original_groups: groups,
             groups: rendered.groups,
             checks: finders(rendered.checks),
-            guided: Step::new(&node).filter(|step| step.head.is_some()),
+            guided: Step::new(&node)
+                .filter(|step| step.head.is_some() && !step.branches.is_empty()),
         };
         let covered = (1..groups).all(|g| expanded.groups.contains(&Some(g)));
         (covered && expanded.regex.captures_len() == expanded.groups.len()).then_some(expanded)
@@ -266,9 +268,11 @@ impl Step {
                     return Err(Stop::Undecided);
                 }
             }
+            // A piece may hold several copies of a group (an expansion inside a group copies
+            // the rest into each alternative): the one that took part sets the span.
             for (index, original) in head.groups.iter().enumerate() {
-                if let Some(original) = original {
-                    spans[*original] = caps.get_group(index).map(|s| (s.start, s.end));
+                if let (Some(original), Some(span)) = (original, caps.get_group(index)) {
+                    spans[*original] = Some((span.start, span.end));
                 }
             }
             start = Some(found.start());

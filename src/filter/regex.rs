@@ -1082,6 +1082,18 @@ mod tests {
             r"^(?P<a>x)?(?:(?(a)y|z))+$",
             // A conditional on a group around an alternation.
             r"^(?P<g>x|y)(?(g)a|b)",
+            // Expansions inside a group: one piece holds several copies of a group.
+            r"^(?P<o>(?P<g>x|y)(?(g)a|b))z",
+            r"^(?P<o>(?P<a>a)?(?(a)b|c)(?P<x>x))y",
+            r"^(?P<o>(?P<g>x|y)(?(g)a|b))(?P<h>h)?(?(h)1|2)",
+            // Unanchored head whose first match does not go on; a match on a later line.
+            r"x(?P<a>a)?(?(a)b|c)",
+            r"(?m)^(?P<a>a)?(?(a)b|c)",
+            // Look-behind at a branch start; empty heads of nested branches.
+            r"^a(?P<c>-)?(?(c)b|\Bb)",
+            r"^x(?P<a>a)?(?P<b>b)?(?(a)y|z)(?(b)1|2)",
+            // Both branches match: the first one wins.
+            r"^(?:(?P<a>a)|ab)(?(a)bc|c)",
         ];
         let texts = [
             "Failed password for root from 192.0.2.1 port 22 ssh2\n",
@@ -1111,6 +1123,22 @@ mod tests {
             "xa\n",
             "xb\n",
             "ya\n",
+            "xaz\n",
+            "xah1\n",
+            "ya2\n",
+            "yaz\n",
+            "abxy\n",
+            "cxy\n",
+            "xdxab\n",
+            "d\nab\n",
+            "a-b\n",
+            "a-\n",
+            "xz2\n",
+            "xbz1\n",
+            "xay2\n",
+            "xaby1\n",
+            "xab2\n",
+            "abc\n",
             "\n",
             "",
         ];
