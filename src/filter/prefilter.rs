@@ -82,6 +82,13 @@ pub struct Prefilter {
     /// Strings one of which the text contains wherever a pattern of `set` matches (see
     /// `required_literals`); None when some pattern needs none.
     required: Option<Required>,
+    /// Every pattern of `set` is a failregex that can only match from the start of the text:
+    /// `set` is then built leftmost-first, and its one forward search tells the first
+    /// failregex that may match (the earliest pattern wins at the one start there is); the
+    /// later ones count as "may match". The filter tries failregexes in order and stops at
+    /// the first match, so this rules out as much as the set of all matching patterns does
+    /// in the usual case, with the DFA's fast loop instead of its overlapping walk.
+    first_only: bool,
 }
 
 /// The literal search, built on first use: building it costs about as much as a thousand
@@ -193,12 +200,18 @@ impl Prefilter {
             Some(_) => None,
             None => required_finder(&bodies, checked_ignores),
         };
+        let first_only = patterns.len() == failregexes.len()
+            && patterns
+                .iter()
+                .all(|p| Expr::parse_tree(p).is_ok_and(|tree| starts_at_text_start(&tree.expr)));
+        let build = if first_only { build_first } else { build_set };
         Some(Prefilter {
             literals,
             shape,
-            set: PatternDfa::new(patterns.into(), build_set).ok()?,
+            set: PatternDfa::new(patterns.into(), build).ok()?,
             ignore_set,
             required,
+            first_only,
         })
     }
 
@@ -221,24 +234,31 @@ impl Prefilter {
         if self.required.as_ref().is_some_and(|r| !r.found_in(text)) {
             return Candidates { bits: Some(0) };
         }
-        let bits = self
+        let set = self
             .set
             .for_text(text)
-            .filter(|dfa| dfa.pattern_len() <= MAX_PATTERNS)
-            .map(|dfa| {
-                MATCHED.with_borrow_mut(|sets| {
-                    let len = dfa.pattern_len();
-                    while sets.len() <= len {
-                        sets.push(PatternSet::new(sets.len()));
-                    }
-                    let matched = &mut sets[len];
-                    matched.clear();
-                    dfa.which_overlapping_matches(&Input::new(text), matched);
-                    matched
-                        .iter()
-                        .fold(0u128, |bits, id| bits | 1 << id.as_usize())
-                })
+            .filter(|dfa| dfa.pattern_len() <= MAX_PATTERNS);
+        if self.first_only {
+            let bits = set.map(|dfa| match dfa.search_half(&Input::new(text)) {
+                Some(first) => u128::MAX << first.pattern().as_usize(),
+                None => 0,
             });
+            return Candidates { bits };
+        }
+        let bits = set.map(|dfa| {
+            MATCHED.with_borrow_mut(|sets| {
+                let len = dfa.pattern_len();
+                while sets.len() <= len {
+                    sets.push(PatternSet::new(sets.len()));
+                }
+                let matched = &mut sets[len];
+                matched.clear();
+                dfa.which_overlapping_matches(&Input::new(text), matched);
+                matched
+                    .iter()
+                    .fold(0u128, |bits, id| bits | 1 << id.as_usize())
+            })
+        });
         Candidates { bits }
     }
 
@@ -335,6 +355,22 @@ fn better(a: Option<Vec<String>>, b: Option<Vec<String>>) -> Option<Vec<String>>
 
 fn build_set(patterns: &[String], ascii: bool) -> Result<meta::Regex, String> {
     build_dfa(patterns, ascii, MatchKind::All)
+}
+
+fn build_first(patterns: &[String], ascii: bool) -> Result<meta::Regex, String> {
+    build_dfa(patterns, ascii, MatchKind::LeftmostFirst)
+}
+
+/// Whether every match of `expr` starts at the start of the text (`\A`, or `^` outside
+/// multi-line mode), judged by its first item.
+fn starts_at_text_start(expr: &Expr) -> bool {
+    match expr {
+        Expr::Assertion(Assertion::StartText) => true,
+        Expr::Concat(items) => items.first().is_some_and(starts_at_text_start),
+        Expr::Group(inner) => starts_at_text_start(inner),
+        Expr::Alt(branches) => branches.iter().all(starts_at_text_start),
+        _ => false,
+    }
 }
 
 /// A relaxed copy of a whole (translated) pattern for the regex crate's syntax: it matches
@@ -660,10 +696,10 @@ mod tests {
         let pf = prefilter(Some((pref, 2)), &fails);
         assert!(!pf.needs_content());
         let hit = pf.candidates("gw sshd[1]: error: Failed password for root from 1.2.3.4\n");
-        assert!(hit.may_match(0) && !hit.may_match(1) && !hit.is_empty());
+        assert!(hit.may_match(0) && !hit.is_empty());
         let lookahead = pf.candidates("gw sshd[1]: Invalid user x from 1.2.3.4 port 0\n");
         assert!(
-            lookahead.may_match(1),
+            !lookahead.may_match(0) && lookahead.may_match(1),
             "dropped lookahead must widen, not narrow"
         );
         // Anchored failregexes stay anchored at the content start.
@@ -673,6 +709,40 @@ mod tests {
         assert!(pf
             .candidates("gw cron[1]: Failed x for y from 1.2.3.4\n")
             .is_empty());
+    }
+
+    #[test]
+    fn anchored_sets_tell_the_first_failregex_that_may_match() {
+        let fails = [
+            r"\AFailed \S+ for (?P<user>\S+) from (?P<ip4>\S+)",
+            r"\A(?:Failed|Invalid) \S+ for \S+",
+            r"^Invalid user (?P<user>\S+)",
+        ];
+        let pf = prefilter(None, &fails);
+        assert!(pf.first_only);
+        // The first that matches and every one after it; none before it.
+        let both = pf.candidates("Failed password for root from x\n");
+        assert!(both.may_match(0) && both.may_match(1) && both.may_match(2));
+        let second = pf.candidates("Failed password for root\n");
+        assert!(!second.may_match(0) && second.may_match(1) && second.may_match(2));
+        let third = pf.candidates("Invalid user bob\n");
+        assert!(!third.may_match(0) && !third.may_match(1) && third.may_match(2));
+        assert!(pf.candidates("Accepted password for root\n").is_empty());
+        assert!(pf.candidates("x Failed password for root\n").is_empty());
+
+        // A failregex that may match further in: every matching one is told, by the set of
+        // all matches.
+        let pf = prefilter(None, &[r"\AFailed \S+", r"Invalid user \S+"]);
+        assert!(!pf.first_only);
+        let later = pf.candidates("x Invalid user bob\n");
+        assert!(!later.may_match(0) && later.may_match(1));
+        let both = pf.candidates("Failed x Invalid user bob\n");
+        assert!(both.may_match(0) && both.may_match(1));
+        // Pre-checked ignoreregexes in the set: all matches too.
+        let fails: Vec<String> = (0..6).map(|i| format!(r"\Afail{i} from \S+")).collect();
+        let fails: Vec<&str> = fails.iter().map(String::as_str).collect();
+        let pf = Prefilter::new(None, &fails, &[r"\Atrusted"], true).expect("builds");
+        assert!(!pf.first_only);
     }
 
     #[test]
