@@ -694,7 +694,7 @@ mod tests {
             r"(?m)\AInvalid user (?P<user>\S+) from (?P<ip4>[\d.]+)(?! port 0)",
         ];
         let pf = prefilter(Some((pref, 2)), &fails);
-        assert!(!pf.needs_content());
+        assert!(!pf.needs_content() && pf.first_only);
         let hit = pf.candidates("gw sshd[1]: error: Failed password for root from 1.2.3.4\n");
         assert!(hit.may_match(0) && !hit.is_empty());
         let lookahead = pf.candidates("gw sshd[1]: Invalid user x from 1.2.3.4 port 0\n");
@@ -729,6 +729,24 @@ mod tests {
         assert!(!third.may_match(0) && !third.may_match(1) && third.may_match(2));
         assert!(pf.candidates("Accepted password for root\n").is_empty());
         assert!(pf.candidates("x Failed password for root\n").is_empty());
+        // Non-ASCII text takes the Unicode build, leftmost-first too.
+        let unicode = pf.candidates("Failed pässword for röot\n");
+        assert!(!unicode.may_match(0) && unicode.may_match(1));
+
+        // The earliest pattern wins even where a later one's match ends first.
+        let pf = prefilter(None, &[r"\Aa.*z", r"\Aab"]);
+        assert!(pf.first_only);
+        let first = |text: &str| (0..2).find(|i| pf.candidates(text).may_match(*i));
+        assert_eq!(first("abc\n"), Some(1));
+        assert_eq!(first("abz\n"), Some(0));
+        let pf = prefilter(None, &[r"\Aa", r"\Aab.*"]);
+        assert!(pf.candidates("abc\n").may_match(0));
+
+        // Patterns that may start elsewhere keep the set of all matches.
+        for other in [r"(?m)^x", r"^a|b", r"^a|", r"(?:^)?a", r"(?=y)a"] {
+            let pf = prefilter(None, &[r"\Afail \S+", other]);
+            assert!(!pf.first_only, "{other}");
+        }
 
         // A failregex that may match further in: every matching one is told, by the set of
         // all matches.
