@@ -79,8 +79,9 @@ fn prefilter_never_changes_a_line_result() {
                 let b = exact.process_line(line, now);
                 assert_eq!(a, b, "filter {name}, check_all {check_all}, line {line:?}");
                 let dated = ahead.date_line(line, now);
-                let buffer = Filter::likely_buffer(line, &dated);
-                let prematch = ahead.matcher.prematch(buffer.into(), check_all);
+                let mut buffer = String::new();
+                Filter::likely_buffer(&mut buffer, line, &dated);
+                let prematch = ahead.matcher.prematch(buffer.as_str().into(), check_all);
                 let c = ahead.process_dated(line, dated, Some(prematch), now);
                 let d = plain.process_line(line, now);
                 assert_eq!(

@@ -256,7 +256,8 @@ pub struct LineResult {
     pub ignored: Vec<usize>,
     /// Groups of the prefregex when it matched (content removed).
     pub prefregex_groups: Option<Groups>,
-    /// Lines taken out of the buffer as part of a failregex match (full text).
+    /// Lines taken out of the buffer as part of a failregex match (full text), for filters
+    /// with `maxlines` > 1: a single-line filter's match is always the line itself.
     pub matched_lines: Vec<String>,
     /// The line's time (None when unknown).
     pub time: Option<f64>,
@@ -569,11 +570,11 @@ impl Filter {
     }
 
     /// The buffer a single-line filter searches for a dated line in the usual case (date cut
-    /// out), for `Matcher::prematch`. Should the filter end up searching another text, the
-    /// prematch is simply not used.
-    pub fn likely_buffer(line: &str, dated: &DatedLine) -> String {
+    /// out), for `Matcher::prematch`, written into `buffer`. Should the filter end up
+    /// searching another text, the prematch is simply not used.
+    pub fn likely_buffer(buffer: &mut String, line: &str, dated: &DatedLine) {
         let (line, _) = truncate(line);
-        let mut buffer = String::with_capacity(line.len() + 1);
+        buffer.clear();
         match dated.cut {
             Some(c) if c.start < c.end && line.get(c.start..c.end).is_some() => {
                 buffer.push_str(&line[..c.start]);
@@ -582,7 +583,6 @@ impl Filter {
             _ => buffer.push_str(line),
         }
         buffer.push('\n');
-        buffer
     }
 
     /// Second half of `process_line`, optionally with regex results computed ahead.
@@ -942,9 +942,11 @@ impl Filter {
                 buf = Some(text);
                 continue;
             }
-            result
-                .matched_lines
-                .extend(matched.iter().map(TupleLine::full));
+            if multiline {
+                result
+                    .matched_lines
+                    .extend(matched.iter().map(TupleLine::full));
+            }
             // Otherwise the buffer is searched again as it was, by the next failregex.
             let keep_text = check_all && !multiline;
             if !keep_text {

@@ -58,6 +58,7 @@ fn read_batch(
     now: f64,
 ) -> (Vec<Pending>, Option<io::Error>) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut buffer = String::new();
     while batch.len() < BATCH {
         let (line_no, line) = match next() {
             Ok(Some(read)) => read,
@@ -65,8 +66,9 @@ fn read_batch(
             Err(e) => return (batch, Some(e)),
         };
         let dated = DatedLine::find(detector.as_deref_mut(), &line, now);
+        Filter::likely_buffer(&mut buffer, &line, &dated);
         batch.push(Pending {
-            buffer: Filter::likely_buffer(&line, &dated).into(),
+            buffer: Arc::from(buffer.as_str()),
             line_no,
             line,
             dated,
