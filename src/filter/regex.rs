@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use fancy_regex::{Assertion, Expr};
+use regex_automata::util::captures::Captures;
 use regex_automata::{meta, Anchored, Input};
 
 use super::ascii::{self, AsciiFirst};
@@ -438,6 +439,8 @@ pub struct FilterRegex {
     literal_head: OnceLock<Option<LiteralHead>>,
     /// Built on first use (see `expand`).
     expanded: OnceLock<Option<Expanded>>,
+    /// Built on first use, for plain regexes (see `Parts`).
+    parts: OnceLock<Option<Parts>>,
 }
 
 /// A regex `\A` + literal + plain rest, searched on ASCII text as "starts with the literal,
@@ -453,38 +456,244 @@ struct LiteralHead {
 #[derive(Debug, Clone)]
 struct Split {
     head: AsciiFirst<str, fancy_regex::Regex>,
-    /// Built on first use (see `HeadParts`).
-    parts: OnceLock<Option<HeadParts>>,
+    /// Built on first use (see `Parts`).
+    parts: OnceLock<Option<Parts>>,
     /// Group number of `content`.
     content: usize,
     tail: Option<ContentTail>,
 }
 
-/// Most parts a head may be cut into (see `HeadParts`).
-const MAX_HEAD_PARTS: usize = 8;
-
-/// A plain head cut at its top-level named groups, `A (?P<g>B) C …`, each part searched
-/// with the DFAs alone, the first one unanchored and each next one anchored where the
-/// previous one ended. A backtracking search tries the parses of `A` in order and, for each,
-/// those of the rest; so when the rest matches after `A`'s first parse, the whole head's
-/// match is that parse followed by the rest's first parse, part by part, and each group's
-/// span is its part's. The capture engine is then not needed: that is most of a prefregex's
-/// cost, as its head (a syslog prefix) is cheap for a DFA and long for the backtracker. When
-/// a part does not match where the previous one ended, the head regex decides. Zero-width
-/// items before a group join its part, which leaves the part's span the group's.
+/// A plain pattern cut into at most three parts: the items of its top-level concatenation
+/// before the first one with a named group, the items from there to the last one with a
+/// named group, and the rest. Each part is searched on its own, the first one unanchored and
+/// each next one anchored where the previous one ended; only the middle part needs the
+/// capture engine, and only over its own span, and not at all when it is a single named
+/// group (its span is then the part's). A backtracking search tries the parses of `A` in
+/// order and, for each, those of the rest; so when the rest matches after `A`'s first
+/// parse, the whole match is that parse followed by the rest's first parse, part by part.
+/// When the last part does not match after the middle's first parse (`<HOST>`'s `\]?` took
+/// the `]` the rest wants), the middle and last parts are searched again as one; when a part
+/// still does not match where the previous one ended, the whole regex decides. This spares
+/// the backtracker the syslog prefix of a prefregex and the text around a failregex's
+/// `<HOST>` (most of a line), which the DFAs read several times faster.
 #[derive(Debug, Clone)]
-struct HeadParts {
-    parts: Vec<meta::Regex>,
-    /// Each named group of the head (whole-regex number) with the index of its part.
-    groups: Vec<(usize, usize)>,
+struct Parts {
+    parts: Vec<Part>,
+    /// The same with the middle and last parts joined, when there is a last part.
+    joined: Option<Vec<Part>>,
 }
 
-/// A split head's match: its parts' spans, or the head regex's captures.
-enum HeadMatch<'s, 't> {
-    Parts {
-        parts: &'s HeadParts,
-        spans: [(usize, usize); MAX_HEAD_PARTS],
+#[derive(Debug, Clone)]
+struct Part {
+    regex: meta::Regex,
+    groups: PartGroups,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PartGroups {
+    /// No named group inside: the DFAs find the part's span.
+    None,
+    /// The part is this named group (zero-width items before it aside).
+    Whole(usize),
+    /// Named groups inside: the part's group `i` is the whole pattern's `offset + i`.
+    Captures { offset: usize },
+}
+
+/// Where each part matched, and the captures of the part that needed them.
+struct PartsMatch<'p> {
+    parts: &'p [Part],
+    spans: [(usize, usize); 3],
+    captures: Option<Captures>,
+}
+
+impl PartsMatch<'_> {
+    /// Span of group `group` (0: the whole match), for named groups.
+    fn span(&self, group: usize) -> Option<(usize, usize)> {
+        if group == 0 {
+            return Some((self.spans[0].0, self.spans[self.parts.len() - 1].1));
+        }
+        self.parts
+            .iter()
+            .zip(self.spans)
+            .find_map(|(part, span)| match part.groups {
+                PartGroups::Whole(g) if g == group => Some(Some(span)),
+                PartGroups::Captures { offset } if group > offset => {
+                    let found = self.captures.as_ref()?.get_group(group - offset);
+                    Some(found.map(|s| (s.start, s.end)))
+                }
+                _ => None,
+            })
+            .flatten()
+    }
+}
+
+/// Why a search by parts gave no match: none at all, or the whole regex must decide.
+enum PartsStop {
+    NoMatch,
+    /// Part `at` did not match where the previous one ended.
+    Undecided {
+        at: usize,
     },
+}
+
+impl Parts {
+    /// The parts of `pattern` whose named groups are `named` (by number); None when a part
+    /// is not plain, or cutting would leave the whole pattern as one part for the capture
+    /// engine anyway.
+    fn new(pattern: &str, named: &[usize]) -> Option<Parts> {
+        let items = match ascii::unoptimized_tree(pattern)? {
+            Expr::Concat(items) => items,
+            other => vec![other],
+        };
+        // For each item: the groups before it, and whether a named group is inside it.
+        let mut counter = 0;
+        let marks: Vec<(usize, bool)> = items
+            .iter()
+            .map(|item| {
+                let before = counter;
+                super::prefilter::count_groups(item, &mut counter);
+                (
+                    before,
+                    named.iter().any(|g| (before + 1..=counter).contains(g)),
+                )
+            })
+            .collect();
+        if named.iter().any(|g| *g > counter) {
+            return None;
+        }
+        let build = |ranges: &[(std::ops::Range<usize>, PartGroups)]| {
+            ranges
+                .iter()
+                .map(|(range, groups)| {
+                    let part = Expr::Concat(items[range.clone()].to_vec());
+                    let regex = ascii::is_plain(&part)
+                        .then(|| ascii::build_plain(&ascii::render(&part)))
+                        .flatten()?;
+                    Some(Part {
+                        regex,
+                        groups: *groups,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()
+        };
+        let (Some(first), Some(last)) = (
+            marks.iter().position(|m| m.1),
+            marks.iter().rposition(|m| m.1),
+        ) else {
+            // No named group: the DFAs find the whole match.
+            let whole = [(0..items.len(), PartGroups::None)];
+            return Some(Parts {
+                parts: build(&whole)?,
+                joined: None,
+            });
+        };
+        let zero_width = |e: &Expr| matches!(e, Expr::Assertion(_));
+        let mut ranges = Vec::new();
+        let first = if items[..first].iter().all(zero_width) {
+            0
+        } else {
+            ranges.push((0..first, PartGroups::None));
+            first
+        };
+        // A literal right after the last named group stays in the middle: `<HOST>`'s
+        // optional `\]?` then gives back the `]` of `\[<HOST>\]` within the middle's own
+        // search.
+        let end = match items.get(last + 1) {
+            Some(Expr::Literal { .. }) => last + 2,
+            _ => last + 1,
+        };
+        let group = marks[last].0 + 1;
+        let inside_last = marks.get(last + 1).map_or(counter, |m| m.0);
+        let single = end == last + 1
+            && items[first..last].iter().all(zero_width)
+            && matches!(items[last], Expr::Group(_))
+            && named.contains(&group)
+            && named
+                .iter()
+                .filter(|g| (group..=inside_last).contains(g))
+                .count()
+                == 1;
+        let captures = PartGroups::Captures {
+            offset: marks[first].0,
+        };
+        ranges.push((
+            first..end,
+            if single {
+                PartGroups::Whole(group)
+            } else {
+                captures
+            },
+        ));
+        let mut joined = None;
+        if end < items.len() {
+            ranges.push((end..items.len(), PartGroups::None));
+            let mut rejoined = ranges[..ranges.len() - 2].to_vec();
+            rejoined.push((first..items.len(), captures));
+            joined = Some(build(&rejoined)?);
+        }
+        if ranges.len() == 1 && ranges[0].1 != PartGroups::None {
+            return None;
+        }
+        Some(Parts {
+            parts: build(&ranges)?,
+            joined,
+        })
+    }
+
+    /// The match on ASCII `text`: Some(the parts' match), or Some(None) when there is none;
+    /// None when the whole regex must decide.
+    fn search(&self, text: &str) -> Option<Option<PartsMatch<'_>>> {
+        let found = match Self::search_parts(&self.parts, text) {
+            Err(PartsStop::Undecided { at }) if at + 1 == self.parts.len() => {
+                Self::search_parts(self.joined.as_deref()?, text)
+            }
+            found => found,
+        };
+        match found {
+            Ok(found) => Some(Some(found)),
+            Err(PartsStop::NoMatch) => Some(None),
+            Err(PartsStop::Undecided { .. }) => None,
+        }
+    }
+
+    fn search_parts<'p>(parts: &'p [Part], text: &str) -> Result<PartsMatch<'p>, PartsStop> {
+        let mut spans = [(0, 0); 3];
+        let mut captures = None;
+        let mut input = Input::new(text);
+        for (i, part) in parts.iter().enumerate() {
+            let found = if let PartGroups::Captures { .. } = part.groups {
+                let mut caps = part.regex.create_captures();
+                part.regex.search_captures(&input, &mut caps);
+                let found = caps.get_match();
+                captures = Some(caps);
+                found
+            } else {
+                part.regex.search(&input)
+            };
+            let Some(found) = found else {
+                // Every match of the whole starts with a match of its first part.
+                return Err(if i == 0 {
+                    PartsStop::NoMatch
+                } else {
+                    PartsStop::Undecided { at: i }
+                });
+            };
+            spans[i] = (found.start(), found.end());
+            input = Input::new(text)
+                .range(found.end()..)
+                .anchored(Anchored::Yes);
+        }
+        Ok(PartsMatch {
+            parts,
+            spans,
+            captures,
+        })
+    }
+}
+
+/// A split head's match: from its parts, or the head regex's captures.
+enum HeadMatch<'s, 't> {
+    Parts(PartsMatch<'s>),
     Captures(fancy_regex::Captures<'t, str>),
 }
 
@@ -492,83 +701,9 @@ impl HeadMatch<'_, '_> {
     /// Span of group `group` (0: the whole head).
     fn span(&self, group: usize) -> Option<(usize, usize)> {
         match self {
-            HeadMatch::Parts { parts, spans } if group == 0 => {
-                Some((spans[0].0, spans[parts.parts.len() - 1].1))
-            }
-            HeadMatch::Parts { parts, spans } => parts
-                .groups
-                .iter()
-                .find(|(g, _)| *g == group)
-                .map(|(_, part)| spans[*part]),
+            HeadMatch::Parts(found) => found.span(group),
             HeadMatch::Captures(caps) => caps.get(group).map(|m| (m.start(), m.end())),
         }
-    }
-}
-
-impl HeadParts {
-    /// The parts of a head pattern whose named groups (`named`, by number) are all items of
-    /// its top-level concatenation; None when they are not, or a part is not plain.
-    fn new(head: &str, named: &[usize]) -> Option<HeadParts> {
-        let items = match ascii::unoptimized_tree(head)? {
-            Expr::Concat(items) => items,
-            other => vec![other],
-        };
-        let mut parts: Vec<Vec<Expr>> = Vec::new();
-        let mut groups = Vec::new();
-        let mut current: Vec<Expr> = Vec::new();
-        let mut counter = 0;
-        for item in items {
-            let before = counter;
-            super::prefilter::count_groups(&item, &mut counter);
-            let named_inside = named.iter().filter(|g| (before + 1..=counter).contains(g));
-            match (named_inside.count(), &item) {
-                (0, _) => current.push(item),
-                (1, Expr::Group(_)) if named.contains(&(before + 1)) => {
-                    if !current.iter().all(|e| matches!(e, Expr::Assertion(_))) {
-                        parts.push(std::mem::take(&mut current));
-                    }
-                    current.push(item);
-                    groups.push((before + 1, parts.len()));
-                    parts.push(std::mem::take(&mut current));
-                }
-                _ => return None,
-            }
-        }
-        if !current.is_empty() || parts.is_empty() {
-            parts.push(current);
-        }
-        if parts.len() > MAX_HEAD_PARTS || groups.len() != named.len() {
-            return None;
-        }
-        let parts = parts
-            .into_iter()
-            .map(|items| {
-                let part = Expr::Concat(items);
-                ascii::is_plain(&part)
-                    .then(|| ascii::build_plain(&ascii::render(&part)))
-                    .flatten()
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(HeadParts { parts, groups })
-    }
-
-    /// The head's match on ASCII `text`: Some(spans of the parts), or Some(None) when the head
-    /// does not match; None when the head regex must decide.
-    fn search(&self, text: &str) -> Option<Option<[(usize, usize); MAX_HEAD_PARTS]>> {
-        let mut spans = [(0, 0); MAX_HEAD_PARTS];
-        let mut input = Input::new(text);
-        for (i, part) in self.parts.iter().enumerate() {
-            let found = part.search(&input);
-            let Some(found) = found else {
-                // The first part not matching is the head not matching.
-                return if i == 0 { Some(None) } else { None };
-            };
-            spans[i] = (found.start(), found.end());
-            input = Input::new(text)
-                .range(found.end()..)
-                .anchored(Anchored::Yes);
-        }
-        Some(Some(spans))
     }
 }
 
@@ -774,6 +909,7 @@ impl FilterRegex {
             split: None,
             literal_head: OnceLock::new(),
             expanded: OnceLock::new(),
+            parts: OnceLock::new(),
         })
     }
 
@@ -876,7 +1012,7 @@ impl FilterRegex {
     }
 
     /// The head's match (Some(None): no match), part by part on ASCII text when the head
-    /// allows it (see `HeadParts`), else by the head regex; None when the search failed.
+    /// allows it (see `Parts`), else by the head regex; None when the search failed.
     fn search_head<'s, 't>(
         &'s self,
         split: &'s Split,
@@ -890,12 +1026,10 @@ impl FilterRegex {
                     .map(|(i, _)| *i)
                     .filter(|i| *i < split.content)
                     .collect();
-                HeadParts::new(split.head.pattern(), &named)
+                Parts::new(split.head.pattern(), &named)
             });
-            if let Some(parts) = parts {
-                if let Some(found) = parts.search(text) {
-                    return Some(found.map(|spans| HeadMatch::Parts { parts, spans }));
-                }
+            if let Some(found) = parts.as_ref().and_then(|p| p.search(text)) {
+                return Some(found.map(HeadMatch::Parts));
             }
         }
         let caps = split.head.for_text(text)?.captures(text).ok()?;
@@ -977,10 +1111,23 @@ impl FilterRegex {
             let expanded = self
                 .expanded
                 .get_or_init(|| Expanded::new(&self.translated, self.captures_len));
-            if let Some(found) = expanded.as_ref().and_then(|e| e.search(text)) {
-                let spans = found?;
-                let span = |group: usize| spans.get(group).copied().flatten();
-                return MatchSpans::new(span, &self.names);
+            match expanded {
+                Some(expanded) => {
+                    if let Some(found) = expanded.search(text) {
+                        let spans = found?;
+                        let span = |group: usize| spans.get(group).copied().flatten();
+                        return MatchSpans::new(span, &self.names);
+                    }
+                }
+                None => {
+                    let parts = self.parts.get_or_init(|| {
+                        let named: Vec<usize> = self.names.iter().map(|(i, _)| *i).collect();
+                        Parts::new(&self.translated, &named)
+                    });
+                    if let Some(found) = parts.as_ref().and_then(|p| p.search(text)) {
+                        return MatchSpans::new(|group| found.as_ref()?.span(group), &self.names);
+                    }
+                }
             }
         }
         let caps = self.regex.for_ascii(ascii)?.captures(text).ok()??;
@@ -1276,7 +1423,7 @@ mod tests {
     }
 
     #[test]
-    fn head_parts_keep_head_regex_results() {
+    fn parts_keep_head_regex_results() {
         // (pattern, whether its head is searched part by part)
         let cases = [
             (r"^(?P<host>\S+) (?P<d>\w+)\[\d+\]: (?P<content>.+)$", true),
@@ -1288,30 +1435,27 @@ mod tests {
                 r"^\s*(?:\S+\s+)?postfix(/\w+)?\[\d+\]: (?:reject: )?(?P<content>.+?)(?:, u=(?P<user>\S+))?\s*$",
                 true,
             ),
-            // The rest cannot follow the group's first parse: the head regex decides.
-            (r"^(?P<a>x+)x(?P<content>.+)$", true),
-            (r"^(?P<a>\w+)\b(?P<b>\d*)(?P<content>.+)$", true),
-            // Unanchored: the first part's leftmost match starts the head's.
-            (r"(?P<tag>[a-z]+):(?P<content>.+)$", true),
+            // The rest cannot follow the group's first parse: the middle and the rest are
+            // searched again as one.
+            (r"^(?P<a>x+)(?:x|y)z(?P<content>.+)$", true),
+            // Unanchored: the first part's leftmost match starts the head's, or the head is
+            // searched again from there.
+            (r"(?P<tag>[a-z]+)(?::|=)(?P<content>.+)$", true),
             (r"[a-z]+:(?P<content>.+)$", true),
             // Look-behind context at a part boundary: `\b` and `\A` see the bytes before.
-            (r"^(?P<a>\w+?)\b(?P<b>\w*)(?P<content>.+)$", true),
-            (r"^(?P<a>\w+?)^(?P<b>\w+)(?P<content>.+)$", true),
+            (r"^(?P<a>\w+?)\b\w*(?P<content>.+)$", true),
+            (r"^(?P<a>\w+?)^\w+(?P<content>.+)$", true),
             // Priority order, not the longest match.
-            (r"^(?P<a>a|ab)(?P<b>c|bcd)(?P<content>.+)$", true),
-            (r"(?P<a>[a-z]+)=(?P<content>.+)$", true),
-            (r"(?i)^(?P<h>[a-z]+) SSHD(?P<content>.+)$", true),
+            (r"^(?P<a>a|ab)(?:c|bcd)(?P<content>.+)$", true),
+            (r"(?i)^(?P<h>[a-z]+)(?: SSHD| X)(?P<content>.+)$", true),
+            // A named group inside another item: the middle part takes the capture engine.
+            (r"^(?P<pid>\[\d+\])?:? ?(?P<content>.+)$", true),
+            (r"^x(?:(?P<a>x)|y)(?P<content>.+)$", true),
+            // One part for the capture engine anyway, or a lookaround: not cut.
             (
                 r"^(?P<a>\w+) (?P<b>\w+) (?P<c>\w+) (?P<d>\w+) (?P<content>.+)$",
-                true,
-            ),
-            // More parts than MAX_HEAD_PARTS.
-            (
-                r"^(?P<a>\w+) (?P<b>\w+) (?P<c>\w+) (?P<d>\w+) (?P<e>\w+) (?P<content>.+)$",
                 false,
             ),
-            // A named group inside another item, or a lookaround: not cut.
-            (r"^(?P<pid>\[\d+\])?:? ?(?P<content>.+)$", false),
             (r"^(?:(?P<a>x)|y)(?P<content>.+)$", false),
             (r"^(?P<a>x(?=y))(?P<content>.+)$", false),
         ];
@@ -1338,6 +1482,9 @@ mod tests {
             "ab cd=x\n",
             "GW sshd: x\n",
             "a b c d e f\n",
+            "xxxz\n",
+            "xxyz\n",
+            "xz rest\n",
             "\n",
             "",
         ];
@@ -1366,20 +1513,63 @@ mod tests {
                 };
                 decided += 1;
                 let caps = head.head.any().unwrap().captures(text).unwrap();
-                let Some(spans) = found else {
+                let Some(matched) = found else {
                     assert!(caps.is_none(), "{pattern} on {text:?}");
                     continue;
                 };
                 let caps = caps.expect("the head regex matches too");
-                let matched = HeadMatch::Parts { parts, spans };
                 let group = |i: usize| caps.get(i).map(|m| (m.start(), m.end()));
                 assert_eq!(matched.span(0), group(0), "{pattern} on {text:?}");
-                for (i, _) in &parts.groups {
+                for (i, _) in whole.names.iter().filter(|(i, _)| *i < head.content) {
                     assert_eq!(matched.span(*i), group(*i), "{pattern} on {text:?}");
                 }
             }
         }
         assert!(decided > 150, "the parts decided only {decided} searches");
+    }
+
+    #[test]
+    fn parts_keep_failregex_results() {
+        let cases = [
+            r"^[A-Z]{4,} from [^[]*\[<HOST>\](?::\d+)?: [45][50][04] [45]\.\d\.\d+ (?:(?:<[^>]*>)?: )?(?:Relay access denied|[Uu](?:ser unknown|ndeliverable address))\b",
+            r"^[iI](?:llegal|nvalid) user <F-USER>.*?</F-USER> (?:from )?<HOST>(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$",
+            r"^ SMTP Spam attack detected from <HOST>,",
+            r"^from [^[]*\[<HOST>\](?::\d+)?:?",
+        ];
+        let texts = [
+            "RCPT from unknown[192.0.2.7]: 554 5.7.1 <a@b>: Relay access denied; from=<x>\n",
+            "RCPT from mx.example.org[2001:db8::7]:25: 550 5.1.1 <a@b>: User unknown\n",
+            "RCPT from h[192.0.2.7]]: 554 5.7.1 Relay access denied\n",
+            "RCPT from [192.0.2.7]: 554 5.7.1 : Undeliverable address\n",
+            "RCPT from unknown[192.0.2.7.8]: 554 5.7.1 Relay access denied\n",
+            "Invalid user bob from 192.0.2.9 port 22\n",
+            "Invalid user bob from 2001:db8::9 port 22 [preauth]\n",
+            "illegal user  from host.example.org\n",
+            "Invalid user a from b from 192.0.2.9\n",
+            "Invalid user bob from 192.0.2.9.1 port 22\n",
+            " SMTP Spam attack detected from 192.0.2.1, client closed\n",
+            " SMTP Spam attack detected from 2001:db8::1,\n",
+            "from x[192.0.2.1]:\n",
+            "from [192.0.2.1]\n",
+            "Accepted password for bob\n",
+            "\n",
+        ];
+        let mut decided = 0;
+        for pattern in cases {
+            let regex = FilterRegex::new(pattern, "warn", Anchors::SingleLineBuffer).unwrap();
+            for text in texts {
+                assert_eq!(
+                    regex.search(text),
+                    regex_search_exact(&regex, text),
+                    "{pattern} on {text:?}"
+                );
+                let parts = regex.parts.get().and_then(Option::as_ref);
+                if parts.is_some_and(|p| p.search(text).is_some()) {
+                    decided += 1;
+                }
+            }
+        }
+        assert!(decided > 20, "the parts decided only {decided} searches");
     }
 
     #[test]
