@@ -680,18 +680,15 @@ impl Filter {
     /// Single-line filters: whether the prefilter rules out the buffer `pre + post + "\n"`
     /// (then `find_failure` would return an empty result). The answer comes from the prematch
     /// when it is for this text; a prefilter answer computed here is kept for `find_failure`.
+    /// When the prefilter looks at the prefregex content only, the prefregex decides first:
+    /// a buffer it does not match is a miss too, unless an ignoreregex is searched before it.
     fn plain_miss(&mut self, pre: &str, post: &str) -> bool {
         let pref_quiet =
             self.matcher.prefregex.is_none() || self.prefregex_detail == PrefregexDetail::Nothing;
         if self.options.maxlines != 1 || !pref_quiet {
             return false;
         }
-        let Some(pf) = self
-            .matcher
-            .prefilter
-            .as_ref()
-            .filter(|pf| !pf.needs_content())
-        else {
+        let Some(pf) = self.matcher.prefilter.as_ref() else {
             return false;
         };
         let is_buffer = |b: &str| {
@@ -700,14 +697,37 @@ impl Filter {
                 && b[pre.len()..].starts_with(post)
                 && b.ends_with('\n')
         };
-        if let Some(memo) = self.prematch.as_ref().filter(|m| is_buffer(&m.buffer)) {
-            return memo.candidates.as_ref().is_some_and(Candidates::is_empty);
-        }
+        let memo = self.prematch.as_ref().filter(|m| is_buffer(&m.buffer));
         let buffer = &mut self.miss_buffer;
         buffer.clear();
         buffer.push_str(pre);
         buffer.push_str(post);
         buffer.push('\n');
+        if pf.needs_content() {
+            let ignores = self.matcher.ignoreregex.len();
+            if precheck_ignore(ignores, self.matcher.failregex.len()) && pf.may_be_ignored(buffer) {
+                return false;
+            }
+            let Some(pref) = &self.matcher.prefregex else {
+                return false;
+            };
+            // (A prefregex match is reported even when no failregex matches after it.)
+            if let Some(memo) = memo {
+                return matches!(memo.prefregex, Some(None));
+            }
+            let Some(found) = pref.search_spans(buffer) else {
+                return true;
+            };
+            self.prematch = Some(Prematch {
+                buffer: buffer.as_str().into(),
+                prefregex: Some(Some(found)),
+                ..Prematch::default()
+            });
+            return false;
+        }
+        if let Some(memo) = memo {
+            return memo.candidates.as_ref().is_some_and(Candidates::is_empty);
+        }
         let found = pf.candidates(buffer);
         if found.is_empty() {
             return true;
