@@ -1496,7 +1496,7 @@ mod tests {
             for text in texts {
                 assert_eq!(
                     split.search(text),
-                    whole.search(text),
+                    regex_search_exact(&whole, text),
                     "{pattern} on {text:?}"
                 );
             }
@@ -1533,8 +1533,19 @@ mod tests {
         let cases = [
             r"^[A-Z]{4,} from [^[]*\[<HOST>\](?::\d+)?: [45][50][04] [45]\.\d\.\d+ (?:(?:<[^>]*>)?: )?(?:Relay access denied|[Uu](?:ser unknown|ndeliverable address))\b",
             r"^[iI](?:llegal|nvalid) user <F-USER>.*?</F-USER> (?:from )?<HOST>(?: (?:port \d+|on \S+|\[preauth\])){0,3}\s*$",
-            r"^ SMTP Spam attack detected from <HOST>,",
-            r"^from [^[]*\[<HOST>\](?::\d+)?:?",
+            r"^(?:from|by) [^[]*\[<HOST>\](?::\d+)?:?",
+            // The middle fails after the first part's first parse; the rest and the joined
+            // middle fail; a three-part match found by the joined search.
+            r"^(?:a|ab)(?P<x>c)",
+            r"^(?:a|ab)(?P<x>c*)[d]",
+            r"^u=(?P<a>[a-z]+)[a-z]:",
+            // Unanchored: the real match starts later than the first part's leftmost one.
+            r"host=(?P<h>\d+)(?:;|$)",
+            // Named groups that do not take part; unnamed groups before and in the middle.
+            r"^q(?:(?P<a>x)|y)(?P<b>z)?w",
+            r"^(\d+) (?:(\w)-)?(?P<u>\w+) (\d)? ?(?P<v>\d+)",
+            // No named group: the DFA finds the match.
+            r"^\w+ accepted",
         ];
         let texts = [
             "RCPT from unknown[192.0.2.7]: 554 5.7.1 <a@b>: Relay access denied; from=<x>\n",
@@ -1552,6 +1563,14 @@ mod tests {
             "from x[192.0.2.1]:\n",
             "from [192.0.2.1]\n",
             "Accepted password for bob\n",
+            "abc\n",
+            "abcd\n",
+            "u=ab:\n",
+            "host=12x host=34;\n",
+            "qyw\n",
+            "qxzw\n",
+            "12 a-bob 3 45\n",
+            "bob accepted x\n",
             "\n",
         ];
         let mut decided = 0;
@@ -1568,6 +1587,10 @@ mod tests {
                     decided += 1;
                 }
             }
+            assert!(
+                matches!(regex.parts.get(), Some(Some(_))),
+                "{pattern} is searched by parts"
+            );
         }
         assert!(decided > 20, "the parts decided only {decided} searches");
     }
