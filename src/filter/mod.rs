@@ -699,22 +699,27 @@ impl Filter {
         };
         let memo = self.prematch.as_ref().filter(|m| is_buffer(&m.buffer));
         let buffer = &mut self.miss_buffer;
-        buffer.clear();
-        buffer.push_str(pre);
-        buffer.push_str(post);
-        buffer.push('\n');
+        let fill = |buffer: &mut String| {
+            buffer.clear();
+            buffer.push_str(pre);
+            buffer.push_str(post);
+            buffer.push('\n');
+        };
         if pf.needs_content() {
-            let ignores = self.matcher.ignoreregex.len();
-            if precheck_ignore(ignores, self.matcher.failregex.len()) && pf.may_be_ignored(buffer) {
-                return false;
-            }
             let Some(pref) = &self.matcher.prefregex else {
                 return false;
             };
+            if precheck_ignore(self.matcher.ignoreregex.len(), self.matcher.failregex.len()) {
+                fill(buffer);
+                if pf.may_be_ignored(buffer) {
+                    return false;
+                }
+            }
             // (A prefregex match is reported even when no failregex matches after it.)
             if let Some(memo) = memo {
                 return matches!(memo.prefregex, Some(None));
             }
+            fill(buffer);
             let Some(found) = pref.search_spans(buffer) else {
                 return true;
             };
@@ -728,6 +733,7 @@ impl Filter {
         if let Some(memo) = memo {
             return memo.candidates.as_ref().is_some_and(Candidates::is_empty);
         }
+        fill(buffer);
         let found = pf.candidates(buffer);
         if found.is_empty() {
             return true;

@@ -321,6 +321,47 @@ fn prefilter_and_ascii_builds_keep_results_in_edge_cases() {
 }
 
 #[test]
+fn prefregex_misses_skip_the_line_as_the_exact_path_would() {
+    // TwoStage shape (the content ends before the line does), quiet prefregex (the daemon's
+    // and regex-check --json's), with and without ignoreregexes searched before it.
+    let fails: Vec<String> = (0..6).map(|i| format!(r"^fail{i} from <HOST>$")).collect();
+    let fails: Vec<&str> = fails.iter().map(String::as_str).collect();
+    let lines = [
+        "2024-05-01 10:00:01 gw d[1]: fail1 from 192.0.2.1, user=bob",
+        "2024-05-01 10:00:01 gw d[1]: fail1 from 192.0.2.1",
+        "2024-05-01 10:00:02 gw d[1]: trusted fail2 from 192.0.2.2, user=x",
+        "2024-05-01 10:00:02 gw e[1]: fail1 from 192.0.2.1, user=bob",
+        "2024-05-01 10:00:03 gw d[1]: nothing here",
+        "2024-05-01 10:00:03 trusted gw e[2]: fail3 from 192.0.2.3",
+        "2024-05-01 10:00:04 gw d[1]: , user=",
+    ];
+    for ignores in [&[][..], &[r"trusted"][..]] {
+        let options = opts(
+            Some(r"^\s*\S+ d\[\d+\]: (?P<content>.+?)(?:, user=(?P<user>\S*))?$"),
+            &fails,
+            ignores,
+            1,
+        );
+        let mut fast = Filter::new(&options, sample_mode()).unwrap();
+        let mut exact = Filter::new(&options, sample_mode()).unwrap();
+        exact.disable_prefilter();
+        assert!(fast
+            .matcher
+            .prefilter
+            .as_ref()
+            .is_some_and(|p| p.needs_content()));
+        let mut failures = 0;
+        for line in lines {
+            let a = fast.process_line(line, 1.8e9);
+            let b = exact.process_line(line, 1.8e9);
+            assert_eq!(a, b, "ignores {ignores:?} on {line:?}");
+            failures += b.failures.len();
+        }
+        assert!(failures > 0);
+    }
+}
+
+#[test]
 fn released_caches_change_no_result() {
     // A prefregex with MLFID sessions, failregexes on either side of the prefilter, an
     // ignoreregex, and lines in and out of ASCII: every engine grows scratch to release.
