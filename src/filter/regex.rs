@@ -479,8 +479,19 @@ struct Split {
 #[derive(Debug, Clone)]
 struct Parts {
     parts: Vec<Part>,
-    /// The same with the middle and last parts joined, when there is a last part.
-    joined: Option<Vec<Part>>,
+    /// The middle and last parts as one, when there is a last part.
+    joined: Option<Joined>,
+}
+
+/// The middle and last parts of `Parts` as one pattern, built on first use: the rest
+/// follows the middle's first parse on most lines.
+#[derive(Debug, Clone)]
+struct Joined {
+    pattern: String,
+    /// Groups before the middle.
+    offset: usize,
+    /// The first part (if any) and the joined one.
+    parts: OnceLock<Option<Vec<Part>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -624,20 +635,20 @@ impl Parts {
                 captures
             },
         ));
-        let mut joined = None;
         if end < items.len() {
             ranges.push((end..items.len(), PartGroups::None));
-            let mut rejoined = ranges[..ranges.len() - 2].to_vec();
-            rejoined.push((first..items.len(), captures));
-            joined = Some(build(&rejoined)?);
         }
         if ranges.len() == 1 && ranges[0].1 != PartGroups::None {
             return None;
         }
-        Some(Parts {
-            parts: build(&ranges)?,
-            joined,
-        })
+        // Built, the parts are plain, so their items can be rendered together.
+        let parts = build(&ranges)?;
+        let joined = (end < items.len()).then(|| Joined {
+            pattern: ascii::render(&Expr::Concat(items[first..].to_vec())),
+            offset: marks[first].0,
+            parts: OnceLock::new(),
+        });
+        Some(Parts { parts, joined })
     }
 
     /// The match on ASCII `text`: Some(the parts' match), or Some(None) when there is none;
@@ -645,7 +656,7 @@ impl Parts {
     fn search(&self, text: &str) -> Option<Option<PartsMatch<'_>>> {
         let found = match Self::search_parts(&self.parts, text) {
             Err(PartsStop::Undecided { at }) if at + 1 == self.parts.len() => {
-                Self::search_parts(self.joined.as_deref()?, text)
+                Self::search_parts(self.joined_parts()?, text)
             }
             found => found,
         };
@@ -654,6 +665,22 @@ impl Parts {
             Err(PartsStop::NoMatch) => Some(None),
             Err(PartsStop::Undecided { .. }) => None,
         }
+    }
+
+    /// The first part (if any) followed by the middle and last parts as one.
+    fn joined_parts(&self) -> Option<&[Part]> {
+        let joined = self.joined.as_ref()?;
+        let parts = joined.parts.get_or_init(|| {
+            let mut parts = self.parts[..self.parts.len() - 2].to_vec();
+            parts.push(Part {
+                regex: ascii::build_plain(&joined.pattern)?,
+                groups: PartGroups::Captures {
+                    offset: joined.offset,
+                },
+            });
+            Some(parts)
+        });
+        parts.as_deref()
     }
 
     fn search_parts<'p>(parts: &'p [Part], text: &str) -> Result<PartsMatch<'p>, PartsStop> {
@@ -1593,6 +1620,24 @@ mod tests {
             );
         }
         assert!(decided > 20, "the parts decided only {decided} searches");
+        // A lookaround anywhere: no parts (and nothing rendered that cannot be).
+        let regex = FilterRegex::new(
+            r"^(?:Disconnected|Closed) from (?P<user>\S+) <HOST>(?:: (?!Too many)[^\[]+)?$",
+            "warn",
+            Anchors::SingleLineBuffer,
+        )
+        .unwrap();
+        for text in [
+            "Closed from bob 192.0.2.1: bye\n",
+            "Closed from bob 192.0.2.1: Too many x\n",
+        ] {
+            assert_eq!(
+                regex.search(text),
+                regex_search_exact(&regex, text),
+                "{text:?}"
+            );
+        }
+        assert!(matches!(regex.parts.get(), None | Some(None)));
     }
 
     #[test]
