@@ -80,13 +80,7 @@ impl Expanded {
         let mut counter = 0;
         let node = convert(&tree, &mut counter)?;
         let node = expand(&node, &Known::new(), &mut 1)?;
-        let mut rendered = Rendered {
-            pattern: String::new(),
-            // Group 0, the whole match.
-            groups: vec![None],
-            checks: Vec::new(),
-        };
-        rendered.node(&node, false)?;
+        let rendered = render(&node)?;
         let regex = ascii::build_plain(&rendered.pattern)?;
         let expanded = Expanded {
             regex,
@@ -203,6 +197,7 @@ impl Piece {
 fn render(node: &Node) -> Option<Rendered> {
     let mut rendered = Rendered {
         pattern: String::new(),
+        // Group 0, the whole match.
         groups: vec![None],
         checks: Vec::new(),
     };
