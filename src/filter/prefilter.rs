@@ -366,8 +366,8 @@ fn build_first(patterns: &[String], ascii: bool) -> Result<meta::Regex, String> 
 fn starts_at_text_start(expr: &Expr) -> bool {
     match expr {
         Expr::Assertion(Assertion::StartText) => true,
+        // (Relaxed patterns have no groups: `relax` turns them into concatenations.)
         Expr::Concat(items) => items.first().is_some_and(starts_at_text_start),
-        Expr::Group(inner) => starts_at_text_start(inner),
         Expr::Alt(branches) => branches.iter().all(starts_at_text_start),
         _ => false,
     }
