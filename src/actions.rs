@@ -247,7 +247,7 @@ impl TagValues {
         let ip = ticket
             .data
             .get("ip")
-            .cloned()
+            .map(str::to_string)
             .unwrap_or_else(|| ticket.id.clone());
         let mut tags = BTreeMap::new();
         tags.insert(
@@ -269,7 +269,10 @@ impl TagValues {
             ticket.effective_ban_time(jail_ban_time).to_string(),
         );
         tags.insert("bancount".to_string(), ticket.ban_count.to_string());
-        tags.insert("matches".to_string(), ticket.matches.join("\n"));
+        tags.insert(
+            "matches".to_string(),
+            ticket.matches.iter().collect::<Vec<_>>().join("\n"),
+        );
         tags.insert(
             "restored".to_string(),
             if ticket.restored { "1" } else { "0" }.to_string(),
@@ -279,7 +282,7 @@ impl TagValues {
             captures: ticket
                 .data
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         }
     }
@@ -1411,8 +1414,8 @@ mod tests {
     #[test]
     fn dynamic_pass_binds_specials_as_variables() {
         let mut ticket = Ticket::new("1.2.3.4", 1795483115.9551888);
-        ticket.matches = vec!["a;b".to_string(), "c".to_string()];
-        ticket.data.insert("user".to_string(), "x$(id)".to_string());
+        ticket.matches = ["a;b", "c"].into_iter().collect();
+        ticket.data.insert("user", "x$(id)");
         let values = TagValues::from_ticket(&ticket, 600);
         let cmd = substitute_dynamic(
             "ban <ip> \"<matches>\" <F-USER> <F-MISSING> <time> <ip-rev> <nope>",

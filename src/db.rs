@@ -76,12 +76,12 @@ impl BanRecord {
         if max_matches > 0 {
             let skip = ticket.matches.len().saturating_sub(max_matches);
             let matches: Vec<serde_json::Value> =
-                ticket.matches[skip..].iter().map(|m| json!(m)).collect();
+                ticket.matches.iter().skip(skip).map(|m| json!(m)).collect();
             data.insert("matches".to_string(), json!(matches));
         }
         data.insert("failures".to_string(), json!(ticket.failures));
         for (key, value) in &ticket.data {
-            data.insert(key.clone(), json!(value));
+            data.insert(key.to_string(), json!(value));
         }
         BanRecord {
             jail: jail.to_string(),
@@ -114,7 +114,7 @@ impl BanRecord {
     /// [`Db::bans_to_restore`]'s corrections first), bancount = stored count + 1.
     pub fn to_ticket(&self) -> Ticket {
         let mut ticket = Ticket::new(self.id.clone(), self.time_of_ban as f64);
-        ticket.matches = self.matches();
+        ticket.matches = self.matches().iter().map(String::as_str).collect();
         ticket.failures = self
             .data
             .get("failures")
@@ -123,15 +123,17 @@ impl BanRecord {
             .unwrap_or(0);
         ticket.retry = ticket.failures;
         if let Some(map) = self.data.as_object() {
-            for (key, value) in map {
-                if key == "matches" || key == "failures" {
-                    continue;
-                }
-                let text = value
-                    .as_str()
-                    .map_or_else(|| value.to_string(), str::to_string);
-                ticket.data.insert(key.clone(), text);
-            }
+            let captures: Vec<(&str, String)> = map
+                .iter()
+                .filter(|(key, _)| *key != "matches" && *key != "failures")
+                .map(|(key, value)| {
+                    let text = value
+                        .as_str()
+                        .map_or_else(|| value.to_string(), str::to_string);
+                    (key.as_str(), text)
+                })
+                .collect();
+            ticket.data = captures.iter().map(|(k, v)| (*k, v.as_str())).collect();
         }
         ticket.ban_time = Some(self.ban_time);
         ticket.ban_count = self.ban_count.saturating_add(1);
@@ -923,11 +925,7 @@ impl Db {
             t.failures = u32::try_from(v["failures"].as_u64().unwrap_or(1)).unwrap_or(1);
             t.matches = v["matches"]
                 .as_array()
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
+                .map(|m| m.iter().filter_map(|x| x.as_str()).collect())
                 .unwrap_or_default();
             out.push(t);
         }
@@ -941,7 +939,7 @@ impl Db {
         for t in tickets {
             let v = json!({
                 "time": t.time, "first_time": t.first_time, "retry": t.retry,
-                "failures": t.failures, "matches": t.matches,
+                "failures": t.failures, "matches": t.matches.iter().collect::<Vec<_>>(),
             });
             tx.execute(
                 "INSERT INTO ironban_failures(jail, id, ticket) VALUES(?,?,?)",
@@ -1003,19 +1001,20 @@ mod tests {
     #[test]
     fn record_round_trips_ticket() {
         let mut ticket = Ticket::new("1.2.3.4", 100.5);
-        ticket.matches = (0..12).map(|i| format!("m{i}")).collect();
+        let lines: Vec<String> = (0..12).map(|i| format!("m{i}")).collect();
+        ticket.matches = lines.iter().map(String::as_str).collect();
         ticket.failures = 3;
         ticket.ban_count = 2;
-        ticket.data.insert("user".to_string(), "alice".to_string());
+        ticket.data.insert("user", "alice");
         let record = BanRecord::from_ticket("sshd", &ticket, 600, 10);
         assert_eq!(record.time_of_ban, 100, "round half to even");
         assert_eq!(record.matches().len(), 10);
         let back = record.to_ticket();
-        assert_eq!(back.matches.first().map(String::as_str), Some("m2"));
+        assert_eq!(back.matches.iter().next(), Some("m2"));
         assert_eq!(back.failures, 3);
         assert_eq!(back.ban_count, 3, "restored count is stored + 1");
         assert!(back.restored);
-        assert_eq!(back.data.get("user").map(String::as_str), Some("alice"));
+        assert_eq!(back.data.get("user"), Some("alice"));
         let none = BanRecord::from_ticket("sshd", &ticket, 600, 0);
         assert!(none.data.get("matches").is_none());
     }

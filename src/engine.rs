@@ -561,17 +561,17 @@ impl Engine {
                 ));
                 continue;
             }
-            let mut data = TicketData::default();
-            for (key, value) in &failure.data.groups {
-                if let Some(value) = value {
-                    data.insert(key.to_string(), value.clone());
-                }
-            }
+            let data: TicketData = failure
+                .data
+                .groups
+                .iter()
+                .filter_map(|(key, value)| Some((key.as_ref(), value.as_deref()?)))
+                .collect();
             let matches = failure.matches();
             if !jail.settings.ignorecommand.is_empty() {
                 let mut probe = Ticket::new(id.clone(), time);
                 probe.data = data.clone();
-                probe.matches = matches.clone();
+                probe.matches = matches.iter().map(String::as_str).collect();
                 let values = jail.actions.tag_values(&probe);
                 match run_ignorecommand(&jail.settings.ignorecommand, &values) {
                     Ok(true) => {
@@ -585,7 +585,7 @@ impl Engine {
                 }
             }
             log::info(&format!("[{}] Found {id}", jail.settings.name));
-            if let Some(ticket) = jail.fails.add_failure(&id, time, matches, data, 1) {
+            if let Some(ticket) = jail.fails.add_failure(&id, time, &matches, data, 1) {
                 to_ban.push(ticket);
             }
         }

@@ -50,8 +50,8 @@ fn hostile_log_values_arrive_byte_exact_and_nothing_runs() {
     let action = CommandAction::new("probe", props(&[("actionban", ban)]));
     let mut runner = ActionRunner::new("sshd", 600, vec![action]);
     let mut ticket = Ticket::new(hostile_id.clone(), 1000.5);
-    ticket.matches = vec![hostile_match.clone(), "tail".to_string()];
-    ticket.data.insert("user".to_string(), hostile_user.clone());
+    ticket.matches = [hostile_match.as_str(), "tail"].into_iter().collect();
+    ticket.data.insert("user", &hostile_user);
     runner.ban(&ticket).expect("ban succeeds");
 
     assert!(!marker.exists(), "a log-derived value was executed");
@@ -356,7 +356,7 @@ fn ignorecommand_exit_codes_and_safe_values() {
     let mut ticket = Ticket::new("1.2.3.4", 1.0);
     ticket
         .data
-        .insert("user".to_string(), format!("$(touch {})", marker.display()));
+        .insert("user", &format!("$(touch {})", marker.display()));
     let values = TagValues::from_ticket(&ticket, 600);
     assert_eq!(
         run_ignorecommand("test \"<F-USER>\" = '$(touch '*; exit 0", &values),

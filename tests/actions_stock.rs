@@ -69,8 +69,8 @@ fn stock_actions_substitute_cleanly_and_safely() {
         let action = CommandAction::new(name, props.clone());
         for (ip, family) in [("192.0.2.1", "inet4"), ("2001:db8::1", "inet6")] {
             let mut ticket = Ticket::new(ip, 1700000000.5);
-            ticket.matches = vec![hostile.to_string()];
-            ticket.data.insert("user".to_string(), hostile.to_string());
+            ticket.matches.push(hostile);
+            ticket.data.insert("user", hostile);
             let values = TagValues::from_ticket(&ticket, 600);
             for op in OPS {
                 let script = action

@@ -29,7 +29,7 @@ fn increment_sequence_doubles_and_is_recorded() {
     let mut ban_times = Vec::new();
     for _ in 0..5 {
         let ticket = fm
-            .add_failure("7.7.7.7", now, vec!["x".into()], TicketData::default(), 1)
+            .add_failure("7.7.7.7", now, &["x".into()], TicketData::default(), 1)
             .expect("maxretry 1 bans at once");
         let BanOutcome::Banned(mut ticket) = bm.add_ban(ticket, now) else {
             panic!("not banned");
@@ -85,7 +85,7 @@ fn failures_to_firewall_and_back() {
         if let Some(ticket) = fm.add_failure(
             "10.1.2.3",
             t,
-            vec![format!("fail {t}")],
+            &[format!("fail {t}")],
             TicketData::default(),
             1,
         ) {

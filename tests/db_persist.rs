@@ -18,7 +18,7 @@ fn temp_dir(name: &str) -> common::TempDir {
 fn ban(jail: &str, id: &str, time: i64, ban_time: i64, count: u32) -> BanRecord {
     let mut ticket = Ticket::new(id, time as f64);
     ticket.ban_count = count;
-    ticket.matches = vec![format!("fail from {id}")];
+    ticket.matches.push(&format!("fail from {id}"));
     BanRecord::from_ticket(jail, &ticket, ban_time, 10)
 }
 
@@ -365,7 +365,7 @@ fn import_of_a_fail2ban_database() {
     );
     let ticket = active[0].to_ticket();
     assert_eq!(ticket.failures, 3);
-    assert_eq!(ticket.data.get("user").map(String::as_str), Some("ALICE1"));
+    assert_eq!(ticket.data.get("user"), Some("ALICE1"));
     assert_eq!(db.ban_history_len("5.5.5.5", "sshd").expect("len"), 2);
     assert_eq!(
         db.active_bans("old", 1_000_000).expect("perm")[0].ban_time,
