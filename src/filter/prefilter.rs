@@ -16,6 +16,9 @@ use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use fancy_regex::{Assertion, Expr};
+use regex_automata::hybrid;
+use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::pool::Pool;
 use regex_automata::util::syntax;
 use regex_automata::{meta, Input, MatchKind, PatternSet};
 
@@ -53,7 +56,69 @@ thread_local! {
 }
 
 /// A multi-pattern DFA over relaxed patterns.
-type PatternDfa = AsciiFirst<[String], meta::Regex>;
+type PatternDfa = AsciiFirst<[String], SetDfa>;
+
+type CacheFn = Box<dyn Fn() -> hybrid::dfa::Cache + Send + Sync>;
+
+/// A forward lazy DFA over a set of relaxed patterns. The prefilter asks only which patterns
+/// match, or which matches first, never where a match starts: it needs none of the reverse
+/// automaton and capture engines a `meta::Regex` keeps (half of a daemon's prefilter memory).
+/// Where the DFA gives up (a Unicode word boundary on non-ASCII text), every pattern may
+/// match.
+pub struct SetDfa {
+    dfa: hybrid::dfa::DFA,
+    caches: Pool<hybrid::dfa::Cache, CacheFn>,
+}
+
+impl SetDfa {
+    fn new(dfa: hybrid::dfa::DFA) -> SetDfa {
+        let for_pool = dfa.clone();
+        let create: CacheFn = Box::new(move || for_pool.create_cache());
+        SetDfa {
+            dfa,
+            caches: Pool::new(create),
+        }
+    }
+
+    fn pattern_len(&self) -> usize {
+        self.dfa.pattern_len()
+    }
+
+    fn is_match(&self, text: &str) -> bool {
+        let mut cache = self.caches.get();
+        let input = Input::new(text).earliest(true);
+        !matches!(self.dfa.try_search_fwd(&mut cache, &input), Ok(None))
+    }
+
+    /// The pattern of the first (leftmost-first) match; on giving up, pattern 0.
+    fn first_match(&self, text: &str) -> Option<usize> {
+        let mut cache = self.caches.get();
+        match self.dfa.try_search_fwd(&mut cache, &Input::new(text)) {
+            Ok(found) => found.map(|m| m.pattern().as_usize()),
+            Err(_) => Some(0),
+        }
+    }
+
+    fn which_overlapping_matches(&self, text: &str, matched: &mut PatternSet) {
+        let mut cache = self.caches.get();
+        let input = Input::new(text);
+        if self
+            .dfa
+            .try_which_overlapping_matches(&mut cache, &input, matched)
+            .is_err()
+        {
+            for id in 0..self.pattern_len().min(matched.capacity()) {
+                let _ = matched.try_insert(regex_automata::PatternID::new_unchecked(id));
+            }
+        }
+    }
+}
+
+impl Clone for SetDfa {
+    fn clone(&self) -> SetDfa {
+        SetDfa::new(self.dfa.clone())
+    }
+}
 
 /// How the failregexes see the line.
 #[derive(Clone, Copy)]
@@ -239,8 +304,8 @@ impl Prefilter {
             .for_text(text)
             .filter(|dfa| dfa.pattern_len() <= MAX_PATTERNS);
         if self.first_only {
-            let bits = set.map(|dfa| match dfa.search_half(&Input::new(text)) {
-                Some(first) => u128::MAX << first.pattern().as_usize(),
+            let bits = set.map(|dfa| match dfa.first_match(text) {
+                Some(first) => u128::MAX << first,
                 None => 0,
             });
             return Candidates { bits };
@@ -253,7 +318,7 @@ impl Prefilter {
                 }
                 let matched = &mut sets[len];
                 matched.clear();
-                dfa.which_overlapping_matches(&Input::new(text), matched);
+                dfa.which_overlapping_matches(text, matched);
                 matched
                     .iter()
                     .fold(0u128, |bits, id| bits | 1 << id.as_usize())
@@ -264,10 +329,9 @@ impl Prefilter {
 
     /// TwoStage shape: whether a pre-checked ignoreregex may match the whole buffer.
     pub fn may_be_ignored(&self, buffer: &str) -> bool {
-        self.ignore_set.as_ref().is_some_and(|set| {
-            set.for_text(buffer)
-                .is_none_or(|dfa| dfa.is_match(Input::new(buffer)))
-        })
+        self.ignore_set
+            .as_ref()
+            .is_some_and(|set| set.for_text(buffer).is_none_or(|dfa| dfa.is_match(buffer)))
     }
 }
 
@@ -353,12 +417,44 @@ fn better(a: Option<Vec<String>>, b: Option<Vec<String>>) -> Option<Vec<String>>
     }
 }
 
-fn build_set(patterns: &[String], ascii: bool) -> Result<meta::Regex, String> {
-    build_dfa(patterns, ascii, MatchKind::All)
+fn build_set(patterns: &[String], ascii: bool) -> Result<SetDfa, String> {
+    build_forward(patterns, ascii, MatchKind::All)
 }
 
-fn build_first(patterns: &[String], ascii: bool) -> Result<meta::Regex, String> {
-    build_dfa(patterns, ascii, MatchKind::LeftmostFirst)
+fn build_first(patterns: &[String], ascii: bool) -> Result<SetDfa, String> {
+    build_forward(patterns, ascii, MatchKind::LeftmostFirst)
+}
+
+/// A [`SetDfa`] over `patterns` in their ASCII or Unicode build (see `filter::ascii`).
+fn build_forward(patterns: &[String], ascii: bool, kind: MatchKind) -> Result<SetDfa, String> {
+    let limit = syntax_limit(patterns, ascii)?;
+    let dfa = hybrid::dfa::DFA::builder()
+        .syntax(syntax::Config::new().unicode(!ascii).utf8(!ascii))
+        .thompson(
+            thompson::Config::new()
+                .which_captures(WhichCaptures::None)
+                .nfa_size_limit(Some(limit)),
+        )
+        .configure(
+            hybrid::dfa::Config::new()
+                .match_kind(kind)
+                .unicode_word_boundary(true),
+        )
+        .build_many(patterns)
+        .map_err(|e| e.to_string())?;
+    Ok(SetDfa::new(dfa))
+}
+
+/// The NFA size limit of a build; an error when an ASCII build is asked for patterns that
+/// have no exact ASCII form.
+fn syntax_limit<P: AsRef<str>>(patterns: &[P], ascii: bool) -> Result<usize, String> {
+    if !ascii {
+        return Ok(ascii::UNICODE_SIZE_LIMIT);
+    }
+    if !patterns.iter().all(|p| ascii::ascii_safe(p.as_ref())) {
+        return Err("no exact ASCII form".into());
+    }
+    Ok(10 << 20)
 }
 
 /// Whether every match of `expr` starts at the start of the text (`\A`, or `^` outside
@@ -397,14 +493,7 @@ fn build_dfa<P: AsRef<str>>(
     ascii: bool,
     kind: MatchKind,
 ) -> Result<meta::Regex, String> {
-    if ascii && !patterns.iter().all(|p| ascii::ascii_safe(p.as_ref())) {
-        return Err("no exact ASCII form".into());
-    }
-    let limit = if ascii {
-        10 << 20
-    } else {
-        ascii::UNICODE_SIZE_LIMIT
-    };
+    let limit = syntax_limit(patterns, ascii)?;
     meta::Regex::builder()
         .syntax(syntax::Config::new().unicode(!ascii).utf8(!ascii))
         .configure(
@@ -603,6 +692,32 @@ mod tests {
 
     fn prefilter(pref: Option<(&str, usize)>, fails: &[&str]) -> Prefilter {
         Prefilter::new(pref, fails, &[], false).expect("prefilter builds")
+    }
+
+    #[test]
+    fn set_dfas_answer_may_match_where_they_give_up() {
+        let patterns = [r"\bfoo\b".to_string(), "bar".to_string()];
+        let set = build_set(&patterns, false).expect("unicode set builds");
+        let first = build_first(&patterns, false).expect("unicode set builds");
+        let which = |text: &str| {
+            let mut matched = PatternSet::new(2);
+            set.which_overlapping_matches(text, &mut matched);
+            matched.iter().map(|p| p.as_usize()).collect::<Vec<_>>()
+        };
+        // ASCII text: the DFA decides.
+        assert_eq!(which("a foo b"), [0]);
+        assert_eq!(which("xfoo bar"), [1]);
+        assert!(!set.is_match("nothing"));
+        assert_eq!(first.first_match("foo bar"), Some(0));
+        assert_eq!(first.first_match("nothing"), None);
+        // A Unicode word boundary next to non-ASCII text: the lazy DFA gives up, and every
+        // pattern may match.
+        assert_eq!(which("été foo"), [0, 1]);
+        assert!(set.is_match("été"));
+        assert_eq!(first.first_match("été"), Some(0));
+        // A copy answers the same (its own caches).
+        assert_eq!(set.clone().pattern_len(), 2);
+        assert_eq!(set.clone().is_match("a foo"), set.is_match("a foo"));
     }
 
     fn required(pattern: &str) -> Option<Vec<String>> {
