@@ -60,55 +60,127 @@ type PatternDfa = AsciiFirst<[String], SetDfa>;
 
 type CacheFn = Box<dyn Fn() -> hybrid::dfa::Cache + Send + Sync>;
 
-/// A forward lazy DFA over a set of relaxed patterns. The prefilter asks only which patterns
-/// match, or which matches first, never where a match starts: it needs none of the reverse
-/// automaton and capture engines a `meta::Regex` keeps (half of a daemon's prefilter memory).
-/// Where the DFA gives up (a Unicode word boundary on non-ASCII text), every pattern may
-/// match.
+/// A set of relaxed patterns searched forward by a lazy DFA. The prefilter asks only which
+/// patterns match, or which matches first, never where a match starts: it needs none of the
+/// reverse automaton and capture engines a `meta::Regex` keeps (half of a daemon's prefilter
+/// memory). Where the lazy DFA cannot be built (a huge Unicode NFA) or gives up (a Unicode
+/// word boundary next to non-ASCII text), the `meta::Regex` of the same patterns answers,
+/// built on first need; should that fail too, every pattern may match.
 pub struct SetDfa {
+    lazy: Option<LazyDfa>,
+    patterns: Box<[String]>,
+    ascii: bool,
+    kind: MatchKind,
+    exact: OnceLock<Option<meta::Regex>>,
+}
+
+struct LazyDfa {
     dfa: hybrid::dfa::DFA,
     caches: Pool<hybrid::dfa::Cache, CacheFn>,
 }
 
-impl SetDfa {
-    fn new(dfa: hybrid::dfa::DFA) -> SetDfa {
+impl LazyDfa {
+    fn new(dfa: hybrid::dfa::DFA) -> LazyDfa {
         let for_pool = dfa.clone();
         let create: CacheFn = Box::new(move || for_pool.create_cache());
-        SetDfa {
+        LazyDfa {
             dfa,
             caches: Pool::new(create),
         }
     }
+}
+
+impl SetDfa {
+    fn build(patterns: &[String], ascii: bool, kind: MatchKind) -> Result<SetDfa, String> {
+        let limit = syntax_limit(patterns, ascii)?;
+        let lazy = hybrid::dfa::DFA::builder()
+            .syntax(syntax::Config::new().unicode(!ascii).utf8(!ascii))
+            .thompson(
+                thompson::Config::new()
+                    .which_captures(WhichCaptures::None)
+                    .utf8(!ascii)
+                    .nfa_size_limit(Some(limit)),
+            )
+            .configure(
+                hybrid::dfa::Config::new()
+                    .match_kind(kind)
+                    .unicode_word_boundary(true),
+            )
+            .build_many(patterns)
+            .ok()
+            .map(LazyDfa::new);
+        let set = SetDfa {
+            lazy,
+            patterns: patterns.into(),
+            ascii,
+            kind,
+            exact: OnceLock::new(),
+        };
+        if set.lazy.is_none() {
+            // Nothing else will answer: the exact form must build now, or the set fails.
+            let exact = build_dfa(patterns, ascii, kind)?;
+            let _ = set.exact.set(Some(exact));
+        }
+        Ok(set)
+    }
+
+    fn exact(&self) -> Option<&meta::Regex> {
+        self.exact
+            .get_or_init(|| build_dfa(&self.patterns, self.ascii, self.kind).ok())
+            .as_ref()
+    }
 
     fn pattern_len(&self) -> usize {
-        self.dfa.pattern_len()
+        self.patterns.len()
+    }
+
+    /// The lazy DFA's forward search; None when it is missing or gives up.
+    fn lazy_search(&self, input: &Input) -> Option<Option<usize>> {
+        let lazy = self.lazy.as_ref()?;
+        let mut cache = lazy.caches.get();
+        let found = lazy.dfa.try_search_fwd(&mut cache, input).ok()?;
+        Some(found.map(|m| m.pattern().as_usize()))
     }
 
     fn is_match(&self, text: &str) -> bool {
-        let mut cache = self.caches.get();
         let input = Input::new(text).earliest(true);
-        !matches!(self.dfa.try_search_fwd(&mut cache, &input), Ok(None))
+        match self.lazy_search(&input) {
+            Some(found) => found.is_some(),
+            None => self.exact().is_none_or(|exact| exact.is_match(input)),
+        }
     }
 
-    /// The pattern of the first (leftmost-first) match; on giving up, pattern 0.
+    /// The pattern of the first (leftmost-first) match; pattern 0 when nothing can tell.
     fn first_match(&self, text: &str) -> Option<usize> {
-        let mut cache = self.caches.get();
-        match self.dfa.try_search_fwd(&mut cache, &Input::new(text)) {
-            Ok(found) => found.map(|m| m.pattern().as_usize()),
-            Err(_) => Some(0),
+        let input = Input::new(text);
+        if let Some(found) = self.lazy_search(&input) {
+            return found;
+        }
+        match self.exact() {
+            Some(exact) => exact.search_half(&input).map(|m| m.pattern().as_usize()),
+            None => Some(0),
         }
     }
 
     fn which_overlapping_matches(&self, text: &str, matched: &mut PatternSet) {
-        let mut cache = self.caches.get();
         let input = Input::new(text);
-        if self
-            .dfa
-            .try_which_overlapping_matches(&mut cache, &input, matched)
-            .is_err()
-        {
-            for id in 0..self.pattern_len().min(matched.capacity()) {
-                let _ = matched.try_insert(regex_automata::PatternID::new_unchecked(id));
+        if let Some(lazy) = &self.lazy {
+            let mut cache = lazy.caches.get();
+            if lazy
+                .dfa
+                .try_which_overlapping_matches(&mut cache, &input, matched)
+                .is_ok()
+            {
+                return;
+            }
+        }
+        matched.clear();
+        match self.exact() {
+            Some(exact) => exact.which_overlapping_matches(&input, matched),
+            None => {
+                for id in 0..self.pattern_len().min(matched.capacity()) {
+                    let _ = matched.try_insert(regex_automata::PatternID::new_unchecked(id));
+                }
             }
         }
     }
@@ -116,7 +188,16 @@ impl SetDfa {
 
 impl Clone for SetDfa {
     fn clone(&self) -> SetDfa {
-        SetDfa::new(self.dfa.clone())
+        SetDfa {
+            lazy: self
+                .lazy
+                .as_ref()
+                .map(|lazy| LazyDfa::new(lazy.dfa.clone())),
+            patterns: self.patterns.clone(),
+            ascii: self.ascii,
+            kind: self.kind,
+            exact: self.exact.clone(),
+        }
     }
 }
 
@@ -418,31 +499,11 @@ fn better(a: Option<Vec<String>>, b: Option<Vec<String>>) -> Option<Vec<String>>
 }
 
 fn build_set(patterns: &[String], ascii: bool) -> Result<SetDfa, String> {
-    build_forward(patterns, ascii, MatchKind::All)
+    SetDfa::build(patterns, ascii, MatchKind::All)
 }
 
 fn build_first(patterns: &[String], ascii: bool) -> Result<SetDfa, String> {
-    build_forward(patterns, ascii, MatchKind::LeftmostFirst)
-}
-
-/// A [`SetDfa`] over `patterns` in their ASCII or Unicode build (see `filter::ascii`).
-fn build_forward(patterns: &[String], ascii: bool, kind: MatchKind) -> Result<SetDfa, String> {
-    let limit = syntax_limit(patterns, ascii)?;
-    let dfa = hybrid::dfa::DFA::builder()
-        .syntax(syntax::Config::new().unicode(!ascii).utf8(!ascii))
-        .thompson(
-            thompson::Config::new()
-                .which_captures(WhichCaptures::None)
-                .nfa_size_limit(Some(limit)),
-        )
-        .configure(
-            hybrid::dfa::Config::new()
-                .match_kind(kind)
-                .unicode_word_boundary(true),
-        )
-        .build_many(patterns)
-        .map_err(|e| e.to_string())?;
-    Ok(SetDfa::new(dfa))
+    SetDfa::build(patterns, ascii, MatchKind::LeftmostFirst)
 }
 
 /// The NFA size limit of a build; an error when an ASCII build is asked for patterns that
@@ -695,7 +756,7 @@ mod tests {
     }
 
     #[test]
-    fn set_dfas_answer_may_match_where_they_give_up() {
+    fn set_dfas_ask_the_exact_form_where_they_give_up() {
         let patterns = [r"\bfoo\b".to_string(), "bar".to_string()];
         let set = build_set(&patterns, false).expect("unicode set builds");
         let first = build_first(&patterns, false).expect("unicode set builds");
@@ -710,11 +771,15 @@ mod tests {
         assert!(!set.is_match("nothing"));
         assert_eq!(first.first_match("foo bar"), Some(0));
         assert_eq!(first.first_match("nothing"), None);
-        // A Unicode word boundary next to non-ASCII text: the lazy DFA gives up, and every
-        // pattern may match.
-        assert_eq!(which("été foo"), [0, 1]);
-        assert!(set.is_match("été"));
-        assert_eq!(first.first_match("été"), Some(0));
+        // A Unicode word boundary next to non-ASCII text: the lazy DFA gives up and the
+        // exact form answers.
+        assert_eq!(which("été foo"), [0]);
+        assert_eq!(which("été bar"), [1]);
+        assert_eq!(which("foo été"), [0]);
+        assert!(!set.is_match("été"));
+        assert!(set.is_match("é foo"));
+        assert_eq!(first.first_match("été"), None);
+        assert_eq!(first.first_match("é bar foo"), Some(1));
         // A copy answers the same (its own caches).
         assert_eq!(set.clone().pattern_len(), 2);
         assert_eq!(set.clone().is_match("a foo"), set.is_match("a foo"));
