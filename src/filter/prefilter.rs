@@ -785,6 +785,24 @@ mod tests {
         assert_eq!(set.clone().is_match("a foo"), set.is_match("a foo"));
     }
 
+    #[test]
+    fn set_dfas_too_big_for_a_lazy_dfa_answer_by_the_exact_form() {
+        // Thousands of Unicode word classes: an NFA whose lazy DFA would not fit its cache.
+        let patterns = [r"x\w{3000}y".to_string(), "bar".to_string()];
+        let set = build_set(&patterns, false).expect("the exact form builds");
+        assert!(set.lazy.is_none(), "the lazy DFA should not fit");
+        let mut matched = PatternSet::new(2);
+        set.which_overlapping_matches("a bar", &mut matched);
+        assert_eq!(
+            matched.iter().map(|p| p.as_usize()).collect::<Vec<_>>(),
+            [1]
+        );
+        assert!(!set.is_match("nothing"));
+        let long = format!("x{}y", "é".repeat(3000));
+        assert!(set.is_match(&long));
+        assert_eq!(set.clone().first_match("a bar"), Some(1));
+    }
+
     fn required(pattern: &str) -> Option<Vec<String>> {
         let body = Expr::parse_tree(pattern).expect("parses").expr;
         required_literals(&relax(&body, false)?)
