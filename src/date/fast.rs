@@ -292,9 +292,16 @@ impl FastTemplate {
     /// The template's match starting exactly at `at` in the ASCII `text`, as the exact
     /// regex searched anchored there would find it.
     pub(crate) fn captures_at(&self, text: &str, at: usize, memo: &mut Memo) -> Found {
-        if let Some(found) = self.recall(text, at, memo) {
-            return found;
+        match self.recall(text, at, memo) {
+            Some(found) => found,
+            None => self.scan_at(text, at, memo),
         }
+    }
+
+    /// `captures_at` after `recall` found nothing in `memo` (the text is short enough and
+    /// the leading lookaheads hold at `at`): scan, fill the memo, and answer as the recall
+    /// of that fill would.
+    pub(crate) fn scan_at(&self, text: &str, at: usize, memo: &mut Memo) -> Found {
         let bytes = text.as_bytes();
         let Some(scan) = self.scan(bytes, at) else {
             return Found::Unsure;
@@ -316,7 +323,14 @@ impl FastTemplate {
             &scan,
             found,
         );
-        self.recall(text, at, memo).unwrap_or(Found::Unsure)
+        // The trailing lookaheads were checked above.
+        match found {
+            Some(spans) => Found::Match(Spans {
+                fill: memo.fills,
+                ..spans
+            }),
+            None => Found::NoMatch,
+        }
     }
 
     /// What `captures_at` finds without scanning: None when `memo` does not hold this

@@ -245,6 +245,14 @@ struct Candidate<'t> {
     caps: Groups<'t>,
 }
 
+/// What `repeat` settled without `match_time`.
+enum Quick<'t> {
+    /// The previous line's date.
+    Same(DateMatch),
+    /// The last template's match, chosen.
+    Matched(Candidate<'t>),
+}
+
 /// A match's groups, from the exact regex or from the template's fast form.
 enum Groups<'t> {
     Exact(Captures<'t, str>),
@@ -551,28 +559,43 @@ impl DateDetector {
         self.last_idx = Some(final_idx);
     }
 
-    /// The previous line's date for a line that repeats the bytes which decided it (a burst
-    /// of lines within one second): with the last template anchored at the line start,
-    /// `match_time` would search only it, its fast form would recall the same memo fill,
-    /// and `find` would reuse the same conversion. Done here with the same bookkeeping.
-    fn repeat(&mut self, line: &str, now: f64) -> Option<DateMatch> {
-        let last = self
-            .last_found
-            .as_ref()
-            .filter(|last| last.at == 0 && last.now == now)?;
+    /// `match_time` for a line whose last template is anchored at the line start, without
+    /// its general search: that template alone is searched, by its fast form, and when it
+    /// matches it is chosen with the same bookkeeping. A line that repeats the bytes which
+    /// decided the previous line's date (a burst of lines within one second) gets that date
+    /// (`Quick::Same`): its fast form recalls the same memo fill, and `find` would reuse the
+    /// same conversion. None: `match_time` decides.
+    fn repeat<'t>(&mut self, line: &'t str, now: f64) -> Option<Quick<'t>> {
         let i = self.last_idx?;
         let template = &self.entries.get(i)?.template;
         if !(template.anchored() && template.start_anchored && line.is_ascii()) {
             return None;
         }
-        let fast::Found::Match(spans) = template.fast()?.recall(line, 0, &self.fast_memo)? else {
-            return None;
+        let fast = template.fast()?;
+        let spans = match fast.recall(line, 0, &self.fast_memo) {
+            Some(fast::Found::Match(spans)) => spans,
+            Some(_) => return None,
+            None => match fast.scan_at(line, 0, &mut self.fast_memo) {
+                fast::Found::Match(spans) => spans,
+                _ => return None,
+            },
         };
-        let (_, end) = spans.get(0).filter(|_| spans.fill() == last.fill)?;
-        let found = last.found.clone();
+        let (_, end) = spans.get(0)?;
         self.entries[i].regex_hits += 1;
         self.record_choice(i, line, 0, end, now);
-        Some(found)
+        let same = self
+            .last_found
+            .as_ref()
+            .filter(|last| last.at == 0 && last.now == now && last.fill == spans.fill());
+        Some(match same {
+            Some(last) => Quick::Same(last.found.clone()),
+            None => Quick::Matched(Candidate {
+                idx: i,
+                start: 0,
+                end,
+                caps: Groups::Fast(line, spans),
+            }),
+        })
     }
 
     /// `_reorderTemplate`: bubble a template up when its weight or recency beats the target.
@@ -605,10 +628,11 @@ impl DateDetector {
 
     /// Find the date in `line` as fail2ban's matchTime+getTime do, with "now" = `now`.
     pub fn find(&mut self, line: &str, now: f64) -> Option<DateMatch> {
-        if let Some(found) = self.repeat(line, now) {
-            return Some(found);
-        }
-        let m = self.match_time(line, now)?;
+        let m = match self.repeat(line, now) {
+            Some(Quick::Same(found)) => return Some(found),
+            Some(Quick::Matched(m)) => m,
+            None => self.match_time(line, now)?,
+        };
         // A line repeating the previous line's date bytes (a burst within one second) gets
         // its date without converting again.
         let fill = match &m.caps {
