@@ -298,10 +298,13 @@ impl FastTemplate {
         }
     }
 
-    /// `captures_at` after `recall` found nothing in `memo` (the text is short enough and
-    /// the leading lookaheads hold at `at`): scan, fill the memo, and answer as the recall
-    /// of that fill would.
+    /// `captures_at` after `recall` found nothing in `memo` (the leading lookaheads hold at
+    /// `at`): scan, fill the memo, and answer as the recall of that fill would. A text too
+    /// long for 16-bit spans is left to the exact regex here too.
     pub(crate) fn scan_at(&self, text: &str, at: usize, memo: &mut Memo) -> Found {
+        if text.len() >= ABSENT as usize {
+            return Found::Unsure;
+        }
         let bytes = text.as_bytes();
         let Some(scan) = self.scan(bytes, at) else {
             return Found::Unsure;
