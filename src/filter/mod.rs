@@ -361,7 +361,16 @@ impl Matcher {
             }
         }
         if let Some(pref) = &self.prefregex {
-            let Some(m) = pref.search_spans(&pre.buffer) else {
+            let ruled_out = self
+                .prefilter
+                .as_ref()
+                .is_some_and(|pf| pf.needs_content() && !pf.prefregex_may_match(&pre.buffer));
+            let found = if ruled_out {
+                None
+            } else {
+                pref.search_spans(&pre.buffer)
+            };
+            let Some(m) = found else {
                 pre.prefregex = Some(None);
                 return pre;
             };
@@ -720,6 +729,9 @@ impl Filter {
                 return matches!(memo.prefregex, Some(None));
             }
             fill(buffer);
+            if !pf.prefregex_may_match(buffer) {
+                return true;
+            }
             let Some(found) = pref.search_spans(buffer) else {
                 return true;
             };

@@ -225,6 +225,9 @@ pub struct Prefilter {
     set: PatternDfa,
     /// TwoStage only: pre-checked ignoreregexes over the whole buffer.
     ignore_set: Option<PatternDfa>,
+    /// TwoStage only: strings one of which a buffer the prefregex matches contains (see
+    /// `required_literals`), so that most buffers it rules out skip its search.
+    prefregex_required: Option<Required>,
     /// Strings one of which the text contains wherever a pattern of `set` matches (see
     /// `required_literals`); None when some pattern needs none.
     required: Option<Required>,
@@ -290,6 +293,7 @@ impl Prefilter {
         } else {
             Vec::new()
         };
+        let mut prefregex_required = None;
         let (shape, mut patterns) = match prefregex {
             None => {
                 let patterns = bodies
@@ -314,6 +318,7 @@ impl Prefilter {
                         .iter()
                         .map(|b| Some(relaxed_text(&relax(b, false)?)))
                         .collect::<Option<Vec<_>>>()?;
+                    prefregex_required = required_finder(std::slice::from_ref(&pref), &[]);
                     (Shape::TwoStage, patterns)
                 }
             }
@@ -356,6 +361,7 @@ impl Prefilter {
             shape,
             set: PatternDfa::new(patterns.into(), build).ok()?,
             ignore_set,
+            prefregex_required,
             required,
             first_only,
         })
@@ -406,6 +412,13 @@ impl Prefilter {
             })
         });
         Candidates { bits }
+    }
+
+    /// TwoStage shape: whether the prefregex may match the whole buffer (false: it cannot).
+    pub fn prefregex_may_match(&self, buffer: &str) -> bool {
+        self.prefregex_required
+            .as_ref()
+            .is_none_or(|required| required.found_in(buffer))
     }
 
     /// TwoStage shape: whether a pre-checked ignoreregex may match the whole buffer.

@@ -334,14 +334,20 @@ fn prefregex_misses_skip_the_line_as_the_exact_path_would() {
         "2024-05-01 10:00:03 gw d[1]: nothing here",
         "2024-05-01 10:00:03 trusted gw e[2]: fail3 from 192.0.2.3",
         "2024-05-01 10:00:04 gw d[1]: , user=",
+        "2024-05-01 10:00:05 gw d[1]: reject: fail4 from 192.0.2.4, user=eve",
+        "2024-05-01 10:00:05 gw d[1]: reject: nothing",
+        "2024-05-01 10:00:06 gw d[1]: rejected: fail4 from 192.0.2.4",
     ];
-    for ignores in [&[][..], &[r"trusted"][..]] {
-        let options = opts(
-            Some(r"^\s*\S+ d\[\d+\]: (?P<content>.+?)(?:, user=(?P<user>\S*))?$"),
-            &fails,
-            ignores,
-            1,
-        );
+    // The second prefregex needs "reject: ": buffers without it skip its search.
+    let prefregexes = [
+        r"^\s*\S+ d\[\d+\]: (?P<content>.+?)(?:, user=(?P<user>\S*))?$",
+        r"^\s*\S+ d\[\d+\]: reject: (?P<content>.+?)(?:, user=(?P<user>\S*))?$",
+    ];
+    for (pref, ignores) in prefregexes
+        .iter()
+        .flat_map(|p| [(p, &[][..]), (p, &[r"trusted"][..])])
+    {
+        let options = opts(Some(pref), &fails, ignores, 1);
         let mut fast = Filter::new(&options, sample_mode()).unwrap();
         let mut exact = Filter::new(&options, sample_mode()).unwrap();
         exact.disable_prefilter();
@@ -354,11 +360,16 @@ fn prefregex_misses_skip_the_line_as_the_exact_path_would() {
         for line in lines {
             let a = fast.process_line(line, 1.8e9);
             let b = exact.process_line(line, 1.8e9);
-            assert_eq!(a, b, "ignores {ignores:?} on {line:?}");
+            assert_eq!(a, b, "{pref} ignores {ignores:?} on {line:?}");
             failures += b.failures.len();
         }
         assert!(failures > 0);
     }
+    let options = opts(Some(prefregexes[1]), &fails, &[], 1);
+    let filter = Filter::new(&options, sample_mode()).unwrap();
+    let pf = filter.matcher.prefilter.as_ref().expect("prefilter");
+    assert!(!pf.prefregex_may_match("gw d[1]: fail1 from 192.0.2.1\n"));
+    assert!(pf.prefregex_may_match("gw d[1]: reject: fail1 from 192.0.2.1\n"));
 }
 
 #[test]
