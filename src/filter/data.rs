@@ -10,45 +10,72 @@ pub type GroupName = Arc<str>;
 /// Named groups in order, None for a group that did not participate.
 pub type Groups = Vec<(GroupName, Option<String>)>;
 
-/// A line cut around its date: the regexes see `pre + post`, matches report all three.
+/// A line cut around its date: the regexes see `pre + post`, matches report all three. The
+/// line is one shared string with the date's offsets: the filter copies a line into its
+/// buffer, its matches and its MLFID sessions, and each copy is then a reference count.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TupleLine {
-    pub pre: String,
-    pub date: String,
-    pub post: String,
+    full: Arc<str>,
+    date_start: usize,
+    date_end: usize,
 }
 
 impl TupleLine {
+    /// `line` cut at `date_start..date_end` (char boundaries within it).
+    pub fn cut(line: &str, date_start: usize, date_end: usize) -> TupleLine {
+        TupleLine {
+            full: Arc::from(line),
+            date_start,
+            date_end,
+        }
+    }
+
+    /// A line whose date (not part of the logged text) is `date`, put before it.
+    pub fn dated(date: &str, line: &str) -> TupleLine {
+        TupleLine::cut(&[date, line].concat(), 0, date.len())
+    }
+
     /// A line without date cut.
     pub fn plain(line: &str) -> TupleLine {
-        TupleLine {
-            pre: String::new(),
-            date: String::new(),
-            post: line.to_string(),
-        }
+        TupleLine::cut(line, 0, 0)
+    }
+
+    pub fn pre(&self) -> &str {
+        &self.full[..self.date_start]
+    }
+
+    pub fn date(&self) -> &str {
+        &self.full[self.date_start..self.date_end]
+    }
+
+    pub fn post(&self) -> &str {
+        &self.full[self.date_end..]
     }
 
     /// The text the regexes search (date removed).
     pub fn text(&self) -> String {
-        [self.pre.as_str(), &self.post].concat()
+        [self.pre(), self.post()].concat()
     }
 
     /// The full line as logged.
     pub fn full(&self) -> String {
-        [self.pre.as_str(), &self.date, &self.post].concat()
+        self.full.to_string()
     }
 }
 
 /// Buffer string: searchable texts joined by `\n`, plus a trailing `\n`.
 pub fn join_buffer(lines: &[TupleLine]) -> String {
-    let size: usize = lines.iter().map(|l| l.pre.len() + l.post.len() + 1).sum();
+    let size: usize = lines
+        .iter()
+        .map(|l| l.pre().len() + l.post().len() + 1)
+        .sum();
     let mut out = String::with_capacity(size.max(1));
     for (i, l) in lines.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        out.push_str(&l.pre);
-        out.push_str(&l.post);
+        out.push_str(l.pre());
+        out.push_str(l.post());
     }
     out.push('\n');
     out

@@ -642,11 +642,7 @@ impl Filter {
                     ..LineResult::default()
                 };
             }
-            let tuple = TupleLine {
-                pre: pre.to_string(),
-                date: line[c.start..c.end].to_string(),
-                post: post.to_string(),
-            };
+            let tuple = TupleLine::cut(line, c.start, c.end);
             return self.find_failure(tuple, time, now);
         }
         let recent = |last: Option<f64>| last.filter(|d| *d > now - 60.0);
@@ -657,15 +653,11 @@ impl Filter {
                     && line.is_char_boundary(c.start)
                     && line.is_char_boundary(c.end) =>
             {
-                let tuple = TupleLine {
-                    pre: line[..c.start].to_string(),
-                    date: line[c.start..c.end].to_string(),
-                    post: line[c.end..].to_string(),
-                };
+                let tuple = TupleLine::cut(line, c.start, c.end);
                 match c.time {
                     Some(t) => {
                         self.last_date = Some(t);
-                        self.last_date_text = tuple.date.clone();
+                        self.last_date_text = tuple.date().to_string();
                         (tuple, Some(t))
                     }
                     None => self.no_date(tuple, line, now),
@@ -796,11 +788,7 @@ impl Filter {
         let (line, truncated) = self.truncate(line);
         self.last_date = Some(time);
         self.last_date_text = date_text.to_string();
-        let tuple = TupleLine {
-            pre: String::new(),
-            date: date_text.to_string(),
-            post: line.to_string(),
-        };
+        let tuple = TupleLine::dated(date_text, line);
         let mut result = match self.server_time(Some(time), now) {
             Some(time) => self.find_failure(tuple, time, now),
             None => LineResult::default(),
@@ -810,11 +798,7 @@ impl Filter {
     }
 
     fn last_tuple(&self, line: &str) -> TupleLine {
-        TupleLine {
-            pre: String::new(),
-            date: self.last_date_text.clone(),
-            post: line.to_string(),
-        }
+        TupleLine::dated(&self.last_date_text, line)
     }
 
     /// Time unknown: reuse a recent last date (searching the whole line), else now in the
@@ -910,10 +894,7 @@ impl Filter {
             pre_groups = groups;
             if let Some(content) = content.filter(|c| !c.is_empty()) {
                 buf = Some(data::buffer_of(&content));
-                let line = TupleLine {
-                    post: content,
-                    ..TupleLine::default()
-                };
+                let line = TupleLine::plain(&content);
                 self.replace_buffer(&mut org_buffer, vec![line]);
             }
             if let (Some(pf), Some(text)) = (&self.matcher.prefilter, &buf) {
