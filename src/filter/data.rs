@@ -23,6 +23,7 @@ pub struct TupleLine {
 impl TupleLine {
     /// `line` cut at `date_start..date_end` (char boundaries within it).
     pub fn cut(line: &str, date_start: usize, date_end: usize) -> TupleLine {
+        debug_assert!(line.get(date_start..date_end).is_some());
         TupleLine {
             full: Arc::from(line),
             date_start,

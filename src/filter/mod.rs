@@ -974,7 +974,8 @@ impl Filter {
 
             let mut groups = data::combine_alt_tuple(m.groups);
             if !pre_groups.is_empty() {
-                let mut merged = pre_groups.clone();
+                let mut merged = Vec::with_capacity(pre_groups.len() + groups.len());
+                merged.extend(pre_groups.iter().cloned());
                 for (k, v) in groups {
                     match merged.iter_mut().find(|(n, _)| *n == k) {
                         Some(slot) if v.is_some() => slot.1 = v,
