@@ -364,7 +364,7 @@ impl Matcher {
             let ruled_out = self
                 .prefilter
                 .as_ref()
-                .is_some_and(|pf| pf.needs_content() && !pf.prefregex_may_match(&pre.buffer));
+                .is_some_and(|pf| !pf.prefregex_may_match(&pre.buffer));
             let found = if ruled_out {
                 None
             } else {

@@ -414,7 +414,8 @@ impl Prefilter {
         Candidates { bits }
     }
 
-    /// TwoStage shape: whether the prefregex may match the whole buffer (false: it cannot).
+    /// Whether the prefregex may match the whole buffer (false: it cannot). Only a TwoStage
+    /// prefregex keeps required literals; in Combined shape the set decides, and this is true.
     pub fn prefregex_may_match(&self, buffer: &str) -> bool {
         self.prefregex_required
             .as_ref()
