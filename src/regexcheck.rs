@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use crate::date::{DateDetector, LocalZone};
-use crate::filter::data::{GroupName, Groups};
+use crate::filter::data::{GroupName, GroupValue, Groups};
 use crate::filter::{self, Filter, FilterOptions, Mode, PrefregexDetail};
 
 pub use report::{LineClass, LineStats, Listing, RegexStat, Results};
@@ -117,7 +117,7 @@ pub fn json_failure(
     ip: Option<&str>,
     time: Option<f64>,
     user: Option<&str>,
-    captures: &[(GroupName, Option<String>)],
+    captures: &[(GroupName, Option<GroupValue>)],
 ) {
     out.push_str("{\"line\":");
     push_u64(out, line);
@@ -492,7 +492,7 @@ impl Checker {
 }
 
 /// Python repr of a group dict (`{'mlfid': ' srv sshd[1]: ', 'port': None}`).
-fn py_repr_groups(groups: &[(GroupName, Option<String>)]) -> String {
+fn py_repr_groups(groups: &[(GroupName, Option<GroupValue>)]) -> String {
     let body: Vec<String> = groups
         .iter()
         .map(|(k, v)| {

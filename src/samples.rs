@@ -565,7 +565,13 @@ fn evaluate(
         }
         let ok = match key.as_str() {
             "users" => {
-                let got: BTreeSet<String> = fail.data.users.clone().unwrap_or_default();
+                let got: BTreeSet<String> = fail
+                    .data
+                    .users
+                    .iter()
+                    .flatten()
+                    .map(|u| u.to_string())
+                    .collect();
                 let want: Option<BTreeSet<String>> =
                     want.as_array().map(|a| a.iter().map(json_plain).collect());
                 let ok = want.as_ref() == Some(&got);

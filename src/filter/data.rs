@@ -7,8 +7,12 @@ use std::sync::Arc;
 /// A regex group's name, shared by every match of the regex instead of copied into each.
 pub type GroupName = Arc<str>;
 
+/// A group's value. Most (addresses, user names, ports, ids) fit in its 24 bytes without an
+/// allocation, and a failure's groups are copied several times on their way to a ticket.
+pub type GroupValue = compact_str::CompactString;
+
 /// Named groups in order, None for a group that did not participate.
-pub type Groups = Vec<(GroupName, Option<String>)>;
+pub type Groups = Vec<(GroupName, Option<GroupValue>)>;
 
 /// A line cut around its date: the regexes see `pre + post`, matches report all three. The
 /// line is one shared string with the date's offsets: the filter copies a line into its
@@ -96,7 +100,7 @@ pub fn buffer_of(text: &str) -> String {
 pub struct FailData {
     pub groups: Groups,
     /// User names seen in an MLFID session.
-    pub users: Option<BTreeSet<String>>,
+    pub users: Option<BTreeSet<GroupValue>>,
     /// Matched lines of this failure.
     pub matches: Option<Vec<TupleLine>>,
     /// Lines of a session collected while it was in "nofail" state.
@@ -121,31 +125,31 @@ impl FailData {
         self.get(name).is_some_and(|v| !v.is_empty())
     }
 
-    pub fn set(&mut self, name: &str, value: Option<String>) {
+    pub fn set(&mut self, name: &str, value: Option<GroupValue>) {
         set_group(&mut self.groups, name, value);
     }
 
     /// Remove a group and return its value.
-    pub fn pop(&mut self, name: &str) -> Option<String> {
+    pub fn pop(&mut self, name: &str) -> Option<GroupValue> {
         remove_group(&mut self.groups, name)
     }
 }
 
-pub fn get_group<'a>(groups: &'a [(GroupName, Option<String>)], name: &str) -> Option<&'a str> {
+pub fn get_group<'a>(groups: &'a [(GroupName, Option<GroupValue>)], name: &str) -> Option<&'a str> {
     groups
         .iter()
         .find(|(n, _)| **n == *name)
         .and_then(|(_, v)| v.as_deref())
 }
 
-pub fn set_group(groups: &mut Groups, name: &str, value: Option<String>) {
+pub fn set_group(groups: &mut Groups, name: &str, value: Option<GroupValue>) {
     match groups.iter_mut().find(|(n, _)| **n == *name) {
         Some(slot) => slot.1 = value,
         None => groups.push((name.into(), value)),
     }
 }
 
-pub fn remove_group(groups: &mut Groups, name: &str) -> Option<String> {
+pub fn remove_group(groups: &mut Groups, name: &str) -> Option<GroupValue> {
     let pos = groups.iter().position(|(n, _)| **n == *name)?;
     groups.remove(pos).1
 }
@@ -170,7 +174,7 @@ pub fn combine_target(name: &str) -> Option<(bool, String)> {
     Some((is_alt, super::regex::tag_to_group(base)))
 }
 
-fn py_repr(v: &Option<String>) -> String {
+fn py_repr(v: &Option<GroupValue>) -> String {
     match v {
         None => "None".to_string(),
         Some(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
@@ -199,7 +203,7 @@ pub fn combine_alt_tuple(mut groups: Groups) -> Groups {
     alts.sort();
     tuples.sort();
     for (name, target) in alts {
-        let value = get_group(&groups, &name).map(str::to_string);
+        let value = get_group(&groups, &name).map(GroupValue::from);
         let target_truthy = get_group(&groups, &target).is_some_and(|t| !t.is_empty());
         if value.as_deref().is_some_and(|v| !v.is_empty()) && !target_truthy {
             set_group(&mut groups, &target, value);
@@ -226,7 +230,7 @@ pub fn combine_alt_tuple(mut groups: Groups) -> Groups {
         set_group(
             &mut groups,
             &target,
-            Some(format!("({})", items.join(", "))),
+            Some(compact_str::format_compact!("({})", items.join(", "))),
         );
     }
     groups

@@ -14,8 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::addr::FailureId;
 use crate::config::{Command, Value};
 use crate::date::{DateDetector, LocalZone};
-use data::Groups;
 pub use data::{FailData, TupleLine};
+use data::{GroupValue, Groups};
 use prefilter::{Candidates, Prefilter};
 use regex::{Anchors, FilterRegex, MatchSpans, RegexError, RegexMatch};
 
@@ -437,7 +437,7 @@ fn wall_clock() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn truthy(v: &Option<String>) -> bool {
+fn truthy(v: &Option<GroupValue>) -> bool {
     v.as_deref().is_some_and(|s| !s.is_empty())
 }
 
@@ -879,22 +879,31 @@ impl Filter {
         if let Some(pref) = &self.matcher.prefregex {
             let text = buf.as_deref().unwrap_or_default();
             let found = match memo.as_mut().and_then(|m| m.prefregex_for(text)) {
-                Some(found) => found.map(|spans| pref.to_match(text, &spans)),
-                None => pref.search(text),
+                Some(found) => found,
+                None => pref.search_spans(text),
             };
-            let Some(m) = found else {
+            let Some(spans) = found else {
                 return result;
             };
-            let mut groups = data::combine_alt_tuple(m.groups);
-            let content = data::remove_group(&mut groups, "content");
+            let alt_content;
+            let (groups, content) = if pref.has_alt_tuple() {
+                let mut groups = data::combine_alt_tuple(pref.to_match(text, &spans).groups);
+                alt_content = data::remove_group(&mut groups, "content");
+                (groups, alt_content.as_deref())
+            } else {
+                let groups = pref.groups_except(text, &spans, Some("content"));
+                (groups, pref.group(text, &spans, "content"))
+            };
+            let content = content
+                .filter(|c| !c.is_empty())
+                .map(|c| (data::buffer_of(c), TupleLine::plain(c)));
             result.prefregex_groups = Some(match self.prefregex_detail {
                 PrefregexDetail::Groups => groups.clone(),
                 PrefregexDetail::Hit | PrefregexDetail::Nothing => Vec::new(),
             });
             pre_groups = groups;
-            if let Some(content) = content.filter(|c| !c.is_empty()) {
-                buf = Some(data::buffer_of(&content));
-                let line = TupleLine::plain(&content);
+            if let Some((content_buffer, line)) = content {
+                buf = Some(content_buffer);
                 self.replace_buffer(&mut org_buffer, vec![line]);
             }
             if let (Some(pf), Some(text)) = (&self.matcher.prefilter, &buf) {
@@ -985,7 +994,7 @@ impl Filter {
                 }
                 groups = merged;
             }
-            let mlfid = data::get_group(&groups, "mlfid").map(str::to_string);
+            let mlfid = data::get_group(&groups, "mlfid").map(GroupValue::from);
             let fail_data = FailData {
                 groups,
                 ..FailData::default()
@@ -1099,7 +1108,10 @@ impl Filter {
             };
             match fid {
                 Some(f) if f != host => {
-                    data.set("ip", Some(address.to_string()));
+                    data.set(
+                        "ip",
+                        Some(compact_str::ToCompactString::to_compact_string(&address)),
+                    );
                     let id = if raw_mode {
                         FailureId::Raw(f)
                     } else {
@@ -1140,7 +1152,7 @@ impl Filter {
         if fail.truthy("mlfgained") {
             flags |= GAINED | NOFAIL;
             if !fail.truthy("nofail") {
-                let gained = fail.get("mlfgained").map(str::to_string);
+                let gained = fail.get("mlfgained").map(GroupValue::from);
                 fail.set("nofail", gained);
             }
         } else if fail.truthy("nofail") {
@@ -1152,7 +1164,7 @@ impl Filter {
         let user = fail
             .get("user")
             .filter(|u| !u.is_empty())
-            .map(str::to_string);
+            .map(GroupValue::from);
         let users_len;
         let mut merged = match position {
             Some(pos) => {

@@ -10,7 +10,7 @@ use regex_automata::util::captures::Captures;
 use regex_automata::{meta, Anchored, Input};
 
 use super::ascii::{self, AsciiFirst};
-use super::data::{GroupName, Groups};
+use super::data::{GroupName, GroupValue, Groups};
 use super::expand::Expanded;
 
 /// Backtracking steps allowed per search; crafted lines hit this instead of hanging.
@@ -1102,17 +1102,24 @@ impl FilterRegex {
 
     /// The match `spans` (from `search_spans` on `text`) stands for, with its group strings.
     pub fn to_match(&self, text: &str, spans: &MatchSpans) -> RegexMatch {
-        let groups = self
-            .names
-            .iter()
-            .zip(&spans.groups)
-            .map(|((_, name), span)| (name.clone(), span.map(|(s, e)| text[s..e].to_string())))
-            .collect();
         RegexMatch {
             start: spans.start,
             end: spans.end,
-            groups,
+            groups: self.groups_except(text, spans, None),
         }
+    }
+
+    /// The group strings of the match `spans` of `text`, in name order, without the group
+    /// named `skip` (a prefregex's content, which is used as text, not kept as a value).
+    pub fn groups_except(&self, text: &str, spans: &MatchSpans, skip: Option<&str>) -> Groups {
+        let mut groups = Vec::with_capacity(self.names.len());
+        for ((_, name), span) in self.names.iter().zip(&spans.groups) {
+            if skip != Some(&**name) {
+                let value = span.map(|(s, e)| GroupValue::from(&text[s..e]));
+                groups.push((name.clone(), value));
+            }
+        }
+        groups
     }
 
     /// The text of group `name` in the match `spans` of `text`, None when it did not take part.
@@ -1228,7 +1235,7 @@ mod tests {
                     let groups: Vec<_> = regex
                         .names
                         .iter()
-                        .map(|(i, n)| (n.clone(), c.get(*i).map(|m| m.as_str().to_string())))
+                        .map(|(i, n)| (n.clone(), c.get(*i).map(|m| GroupValue::from(m.as_str()))))
                         .collect();
                     (whole, groups)
                 });
@@ -1365,7 +1372,12 @@ mod tests {
             groups: regex
                 .names
                 .iter()
-                .map(|(i, n)| (n.clone(), caps.get(*i).map(|m| m.as_str().to_string())))
+                .map(|(i, n)| {
+                    (
+                        n.clone(),
+                        caps.get(*i).map(|m| GroupValue::from(m.as_str())),
+                    )
+                })
                 .collect(),
         })
     }
