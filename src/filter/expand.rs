@@ -1,9 +1,12 @@
 //! Plain forms of regexes that need fancy-regex's backtracking VM only for conditionals
-//! `(?(g)yes|no)` and tempered dots `(?:(?!literal).)*`, as in sshd's `Failed …` failregex.
+//! `(?(g)yes|no)`, tempered dots `(?:(?!literal).)*` and negative lookaheads of a literal
+//! `(?!literal)`, as in sshd's `Failed …` and `Connection closed …` failregexes.
 //! A conditional is expanded by distributing the rest of the pattern over the choice that
 //! decides its group (`(g)?` or an alternation defining it), each alternative then knowing
 //! which branch to take. A tempered dot becomes `.*` in a group of its own, and a match is
-//! kept only when no position of that group's span starts the literal. The regex then runs on
+//! kept only when no position of that group's span starts the literal; a lookahead becomes
+//! an empty group, and a match is kept only when the literal does not start where that group
+//! stands. The regex then runs on
 //! regex-automata's engines, several times faster than the VM, with the same match and groups:
 //! both forms try the same paths in the same order, and the checks reject exactly the paths
 //! the lookaheads prune; when the best relaxed path fails a check, the VM decides. (As with
@@ -13,6 +16,7 @@ use std::collections::HashMap;
 
 use fancy_regex::{Expr, LookAround};
 use memchr::memmem;
+use regex_automata::util::captures::Captures;
 use regex_automata::{meta, Anchored, Input};
 
 use super::ascii;
@@ -29,9 +33,8 @@ pub struct Expanded {
     /// For each group of `regex` (index 0 unused), the original regex's group number, or None
     /// for the group of a tempered dot.
     groups: Vec<Option<usize>>,
-    /// Tempered dots: the group holding the relaxed `.*` and the literal no position of its
-    /// span may start.
-    checks: Vec<(usize, memmem::Finder<'static>)>,
+    /// What the relaxed match must pass where the original has lookaheads.
+    checks: Vec<Check>,
     /// The same tree searched branch by branch (see `Step`); None when its top is not a head
     /// followed by branches.
     guided: Option<Step>,
@@ -61,6 +64,45 @@ enum Node {
         any: Expr,
         greedy: bool,
     },
+    /// `(?!literal)`.
+    NotAhead(String),
+}
+
+/// A lookahead of the original regex, checked on the relaxed match: the literal starts at no
+/// position of the group's span (a tempered dot), or not where the group is (a lookahead,
+/// whose group is empty).
+#[derive(Debug, Clone)]
+struct Check {
+    group: usize,
+    literal: memmem::Finder<'static>,
+    tempered: bool,
+}
+
+impl Check {
+    fn new((group, literal, tempered): (usize, String, bool)) -> Check {
+        let literal = memmem::Finder::new(literal.as_bytes()).into_owned();
+        Check {
+            group,
+            literal,
+            tempered,
+        }
+    }
+
+    /// Whether the relaxed match whose groups are `caps` passes the check on `text`; a
+    /// literal running past a tempered span's end counts.
+    fn holds(&self, text: &str, caps: &Captures) -> bool {
+        let Some(span) = caps.get_group(self.group) else {
+            return true;
+        };
+        let rest = &text.as_bytes()[span.start..];
+        if self.tempered {
+            self.literal
+                .find(rest)
+                .is_none_or(|at| at >= span.end - span.start)
+        } else {
+            !rest.starts_with(self.literal.needle())
+        }
+    }
 }
 
 /// Span of each group by number (0: the whole match), None where it did not take part.
@@ -86,7 +128,7 @@ impl Expanded {
             regex,
             original_groups: groups,
             groups: rendered.groups,
-            checks: finders(rendered.checks),
+            checks: rendered.checks.into_iter().map(Check::new).collect(),
             guided: Step::new(&node)
                 .filter(|step| step.head.is_some() && !step.branches.is_empty()),
         };
@@ -114,13 +156,8 @@ impl Expanded {
         if !caps.is_match() {
             return Some(None);
         }
-        for (group, finder) in &self.checks {
-            let Some(span) = caps.get_group(*group) else {
-                continue;
-            };
-            if !tempered_holds(text, (span.start, span.end), finder) {
-                return None;
-            }
+        if !self.checks.iter().all(|check| check.holds(text, &caps)) {
+            return None;
         }
         let mut spans = vec![None; self.original_groups];
         for (index, original) in self.groups.iter().enumerate() {
@@ -135,21 +172,6 @@ impl Expanded {
         }
         Some(Some(spans))
     }
-}
-
-fn finders(checks: Vec<(usize, String)>) -> Vec<(usize, memmem::Finder<'static>)> {
-    checks
-        .into_iter()
-        .map(|(group, literal)| (group, memmem::Finder::new(literal.as_bytes()).into_owned()))
-        .collect()
-}
-
-/// Whether no position of `span` in `text` starts `literal` (a tempered dot's check); a
-/// literal running past the span's end counts.
-fn tempered_holds(text: &str, span: (usize, usize), literal: &memmem::Finder) -> bool {
-    literal
-        .find(&text.as_bytes()[span.0..])
-        .is_none_or(|at| at >= span.1 - span.0)
 }
 
 /// The resolved tree as the backtracker walks it: `head`, then the first of `branches` that
@@ -169,12 +191,12 @@ struct Step {
     branches: Vec<(meta::Regex, Step)>,
 }
 
-/// A plain piece of the tree with its groups (see `Expanded::groups`) and tempered checks.
+/// A plain piece of the tree with its groups (see `Expanded::groups`) and lookahead checks.
 #[derive(Debug, Clone)]
 struct Piece {
     regex: meta::Regex,
     groups: Vec<Option<usize>>,
-    checks: Vec<(usize, memmem::Finder<'static>)>,
+    checks: Vec<Check>,
 }
 
 /// Why a guided search gave no match: none at all, or the whole regex must decide.
@@ -189,7 +211,7 @@ impl Piece {
         Some(Piece {
             regex: ascii::build_plain(&rendered.pattern)?,
             groups: rendered.groups,
-            checks: finders(rendered.checks),
+            checks: rendered.checks.into_iter().map(Check::new).collect(),
         })
     }
 }
@@ -255,13 +277,8 @@ impl Step {
                     Stop::Undecided
                 });
             };
-            for (group, literal) in &head.checks {
-                let held = caps
-                    .get_group(*group)
-                    .is_none_or(|span| tempered_holds(text, (span.start, span.end), literal));
-                if !held {
-                    return Err(Stop::Undecided);
-                }
+            if !head.checks.iter().all(|check| check.holds(text, &caps)) {
+                return Err(Stop::Undecided);
             }
             // A piece may hold several copies of a group (an expansion inside a group copies
             // the rest into each alternative): the one that took part sets the span.
@@ -355,6 +372,7 @@ fn convert(expr: &Expr, counter: &mut usize) -> Option<Node> {
                 no: Box::new(convert(false_branch, counter)?),
             }
         }
+        Expr::LookAround(inner, LookAround::LookAheadNeg) => Node::NotAhead(literal_of(inner)?),
         leaf if ascii::is_plain(leaf)
             && !leaf.has_descendant_or_self(|e| matches!(e, Expr::Group(_))) =>
         {
@@ -374,7 +392,12 @@ fn tempered(child: &Expr) -> Option<(String, &Expr)> {
     else {
         return None;
     };
-    let literal = match &**inner {
+    Some((literal_of(inner)?, any))
+}
+
+/// The text a case-sensitive literal expression matches; None for anything else or "".
+fn literal_of(expr: &Expr) -> Option<String> {
+    let literal = match expr {
         Expr::Literal { val, casei: false } => val.clone(),
         Expr::Concat(parts) => parts
             .iter()
@@ -385,7 +408,7 @@ fn tempered(child: &Expr) -> Option<(String, &Expr)> {
             .collect::<Option<String>>()?,
         _ => return None,
     };
-    (!literal.is_empty()).then_some((literal, any))
+    (!literal.is_empty()).then_some(literal)
 }
 
 /// Condition groups that a conditional in `node` asks about and `known` does not answer.
@@ -402,7 +425,7 @@ fn open_conditions(node: &Node, known: &Known, out: &mut Vec<usize>) {
             items.iter().for_each(|n| open_conditions(n, known, out));
         }
         Node::Group(_, child) | Node::Repeat { child, .. } => open_conditions(child, known, out),
-        Node::Leaf(_) | Node::Tempered { .. } => {}
+        Node::Leaf(_) | Node::Tempered { .. } | Node::NotAhead(_) => {}
     }
 }
 
@@ -420,7 +443,7 @@ fn sets_group(node: &Node, group: usize) -> Option<bool> {
             .all(|n| sets_group(n, group) == Some(true)),
         Node::Alt(items) => items.iter().all(|n| sets_group(n, group) == Some(true)),
         Node::Repeat { child, lo, .. } => *lo > 0 && sets_group(child, group) == Some(true),
-        Node::Cond { .. } | Node::Leaf(_) | Node::Tempered { .. } => false,
+        Node::Cond { .. } | Node::Leaf(_) | Node::Tempered { .. } | Node::NotAhead(_) => false,
     };
     always.then_some(true)
 }
@@ -431,7 +454,7 @@ fn contains_group(node: &Node, group: usize) -> bool {
         Node::Concat(items) | Node::Alt(items) => items.iter().any(|n| contains_group(n, group)),
         Node::Repeat { child, .. } => contains_group(child, group),
         Node::Cond { yes, no, .. } => contains_group(yes, group) || contains_group(no, group),
-        Node::Leaf(_) | Node::Tempered { .. } => false,
+        Node::Leaf(_) | Node::Tempered { .. } | Node::NotAhead(_) => false,
     }
 }
 
@@ -522,7 +545,7 @@ fn expand(node: &Node, known: &Known, alternatives: &mut usize) -> Option<Node> 
             let branch = if *known.get(group)? { yes } else { no };
             expand(branch, known, alternatives)?
         }
-        Node::Leaf(_) | Node::Tempered { .. } => node.clone(),
+        Node::Leaf(_) | Node::Tempered { .. } | Node::NotAhead(_) => node.clone(),
     })
 }
 
@@ -568,7 +591,8 @@ fn expand_items(items: &[Node], known: &Known, alternatives: &mut usize) -> Opti
 struct Rendered {
     pattern: String,
     groups: Vec<Option<usize>>,
-    checks: Vec<(usize, String)>,
+    /// Each check's group, literal, and whether it is a tempered dot's (else a lookahead's).
+    checks: Vec<(usize, String, bool)>,
 }
 
 impl Rendered {
@@ -629,11 +653,21 @@ impl Rendered {
                 if repeated {
                     return None;
                 }
-                self.checks.push((self.groups.len(), literal.clone()));
+                self.checks.push((self.groups.len(), literal.clone(), true));
                 self.groups.push(None);
                 self.pattern.push_str("((?:");
                 any.to_str(&mut self.pattern, 0);
                 self.pattern.push_str(if *greedy { ")*)" } else { ")*?)" });
+            }
+            Node::NotAhead(literal) => {
+                // Inside a repeat, the group would only show the last iteration's position.
+                if repeated {
+                    return None;
+                }
+                self.checks
+                    .push((self.groups.len(), literal.clone(), false));
+                self.groups.push(None);
+                self.pattern.push_str("()");
             }
             Node::Cond { .. } => return None,
         }

@@ -1275,6 +1275,13 @@ mod tests {
             r"^x(?P<a>a)?(?P<b>b)?(?(a)y|z)(?(b)1|2)",
             // Both branches match: the first one wins.
             r"^(?:(?P<a>a)|ab)(?(a)bc|c)",
+            // Negative lookaheads of a literal: sshd's `Connection closed …` shape, and
+            // lookaheads whose relaxed path fails its check (the VM then decides).
+            r"^(?P<nofail>(?P<mlfforget>(?:Connection (?:closed|reset)|Disconnect(?:ed|ing))))(?: (?:by|from))?(?: (?:invalid|authenticating) user (?P<user>\S+|.*?))?(?: from)? <ADDR>(?: (?:port \d+|on \S+)){0,2}(?:: (?!Too many authentication failures)[^\[]+)?(?: \[preauth\])?\s*$",
+            r"^a(?!bc)(?P<w>\w+)$",
+            r"^(?P<x>x(?!y))?(?P<w>\w*)",
+            r"^(?:(?P<a>a)(?!b)|ab)c",
+            r"(?!x)(?P<c>.)(?P<d>\w)",
         ];
         let texts = [
             "Failed password for root from 192.0.2.1 port 22 ssh2\n",
@@ -1320,6 +1327,17 @@ mod tests {
             "xaby1\n",
             "xab2\n",
             "abc\n",
+            "Connection closed by 192.0.2.1 port 22 [preauth]\n",
+            "Connection closed by 192.0.2.1 port 22: Too many authentication failures [preauth]\n",
+            "Disconnected from 192.0.2.1 port 22: Bye Bye [preauth]\n",
+            "Connection reset by authenticating user root 192.0.2.1 port 22 [preauth]\n",
+            "Disconnecting invalid user a b 2001:db8::1 port 22: Too many authentication\n",
+            "abd\n",
+            "abcd\n",
+            "xy\n",
+            "xyz\n",
+            "ac\n",
+            "xxab\n",
             "\n",
             "",
         ];
@@ -1341,6 +1359,9 @@ mod tests {
         for pattern in [
             r"^(?P<a>a)\1",
             r"^(?:x(?:(?!a).)*)+$",
+            // A lookahead in a repeat: its group would show the last iteration only.
+            r"^(?:a(?!b)){2}",
+            r"^a(?![bc])",
             r"^(?<=a)b(?(1)c|d)",
             r"^(?P<a>a)*(?(a)b|c)",
             // Groups in repeats: captures carry over between iterations, and the engines
