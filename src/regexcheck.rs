@@ -813,17 +813,18 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
         let mut reader = input::LineReader::open(path).map_err(io_fatal)?;
         let bar = progress_bar(path);
         let mut since_update = 0u32;
-        let mut next = || -> io::Result<Option<(u64, String)>> {
+        // The next line to check (read into `line`) and its number.
+        let mut next = |line: &mut String| -> io::Result<Option<u64>> {
             loop {
-                let Some((line_no, line)) = reader
-                    .next_line()?
-                    .map(|(n, raw)| (n, input::strip_eol(&raw).to_string()))
-                else {
+                let Some((line_no, raw)) = reader.next_line()? else {
                     return Ok(None);
                 };
-                if input::is_skipped(&line) {
+                let text = input::strip_eol(&raw);
+                if input::is_skipped(text) {
                     continue;
                 }
+                line.clear();
+                line.push_str(text);
                 since_update += 1;
                 if since_update == 65_536 {
                     since_update = 0;
@@ -831,16 +832,17 @@ fn check(conf: &Path, args: &Args, sink: &mut impl Write) -> Result<(), Fatal> {
                         bar.set_position(reader.bytes);
                     }
                 }
-                return Ok(Some((line_no, line)));
+                return Ok(Some(line_no));
             }
         };
         if filter.options.maxlines == 1 {
             ahead::run(&mut filter, now, &mut next, |pending, result| {
-                checker.line(&pending.line, pending.line_no, result, sink)
+                checker.line(pending.line(), pending.line_no, result, sink)
             })
             .map_err(io_fatal)?;
         } else {
-            while let Some((line_no, line)) = next().map_err(io_fatal)? {
+            let mut line = String::new();
+            while let Some(line_no) = next(&mut line).map_err(io_fatal)? {
                 let result = filter.process_line(&line, now);
                 checker
                     .line(&line, line_no, result, sink)

@@ -68,6 +68,45 @@ impl TupleLine {
     }
 }
 
+/// A slice of a shared string: the lines of a batch read ahead, or their buffers, kept in
+/// one allocation each instead of one per line.
+#[derive(Debug, Clone, Default)]
+pub struct SharedStr {
+    all: Arc<str>,
+    start: usize,
+    end: usize,
+}
+
+impl SharedStr {
+    /// `all[start..end]` (char boundaries within `all`).
+    pub fn slice(all: &Arc<str>, start: usize, end: usize) -> SharedStr {
+        debug_assert!(all.get(start..end).is_some());
+        SharedStr {
+            all: Arc::clone(all),
+            start,
+            end,
+        }
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(text: &str) -> SharedStr {
+        SharedStr {
+            all: Arc::from(text),
+            start: 0,
+            end: text.len(),
+        }
+    }
+}
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.all[self.start..self.end]
+    }
+}
+
 /// Buffer string: searchable texts joined by `\n`, plus a trailing `\n`.
 pub fn join_buffer(lines: &[TupleLine]) -> String {
     let size: usize = lines

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::addr::FailureId;
 use crate::config::{Command, Value};
 use crate::date::{DateDetector, LocalZone};
-pub use data::{FailData, TupleLine};
+pub use data::{FailData, SharedStr, TupleLine};
 use data::{GroupValue, Groups};
 use prefilter::{Candidates, Prefilter};
 use regex::{Anchors, FilterRegex, MatchSpans, RegexError, RegexMatch};
@@ -321,7 +321,7 @@ pub struct Matcher {
 #[derive(Default, Clone)]
 pub struct Prematch {
     /// Shared with the caller rather than copied: whichever thread drops it last frees it.
-    buffer: Arc<str>,
+    buffer: SharedStr,
     candidates: Option<Candidates>,
     /// None: not searched; `Some(None)`: searched, no match.
     prefregex: Option<Option<MatchSpans>>,
@@ -347,7 +347,7 @@ impl Matcher {
     /// Search ahead what `find_failure` will search for the single-line `buffer`
     /// (`text\n`): prefilter, prefregex, and the failregexes up to the first match (all of
     /// them with `check_all`).
-    pub fn prematch(&self, buffer: Arc<str>, check_all: bool) -> Prematch {
+    pub fn prematch(&self, buffer: SharedStr, check_all: bool) -> Prematch {
         let mut pre = Prematch {
             buffer,
             ..Prematch::default()
@@ -579,11 +579,10 @@ impl Filter {
     }
 
     /// The buffer a single-line filter searches for a dated line in the usual case (date cut
-    /// out), for `Matcher::prematch`, written into `buffer`. Should the filter end up
+    /// out), for `Matcher::prematch`, appended to `buffer`. Should the filter end up
     /// searching another text, the prematch is simply not used.
     pub fn likely_buffer(buffer: &mut String, line: &str, dated: &DatedLine) {
         let (line, _) = truncate(line);
-        buffer.clear();
         match dated.cut {
             Some(c) if c.start < c.end && line.get(c.start..c.end).is_some() => {
                 buffer.push_str(&line[..c.start]);

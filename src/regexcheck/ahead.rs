@@ -11,28 +11,33 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::date::DateDetector;
-use crate::filter::{DatedLine, Filter, LineResult, Matcher, Prematch};
+use crate::filter::{DatedLine, Filter, LineResult, Matcher, Prematch, SharedStr};
 
 /// Lines per batch: large enough to amortise the hand-over, small enough to stay in cache.
 const BATCH: usize = 1024;
 
 /// A line read and dated, with its searches: claimed by whichever thread gets there first.
+/// The line and its buffer are slices of their batch's text, one allocation for all.
 pub struct Pending {
     pub line_no: u64,
-    pub line: String,
+    line: SharedStr,
     dated: DatedLine,
-    buffer: Arc<str>,
+    buffer: SharedStr,
     claimed: AtomicBool,
     done: Mutex<Option<Prematch>>,
 }
 
 impl Pending {
+    pub fn line(&self) -> &str {
+        &self.line
+    }
+
     /// Helper side: compute unless the other thread already claimed the line. The lock is
     /// held from the claim to the result, so a waiting reader always finds the result.
     fn fill(&self, matcher: &Matcher, check_all: bool) {
         let mut done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
         if !self.claimed.swap(true, Ordering::AcqRel) {
-            *done = Some(matcher.prematch(Arc::clone(&self.buffer), check_all));
+            *done = Some(matcher.prematch(self.buffer.clone(), check_all));
         }
     }
 
@@ -42,41 +47,77 @@ impl Pending {
     /// thread's arena lock, which both threads then contend for.
     fn take(&self, matcher: &Matcher, check_all: bool) -> Prematch {
         if !self.claimed.swap(true, Ordering::AcqRel) {
-            return matcher.prematch(Arc::clone(&self.buffer), check_all);
+            return matcher.prematch(self.buffer.clone(), check_all);
         }
         let done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
         done.clone()
-            .unwrap_or_else(|| matcher.prematch(Arc::clone(&self.buffer), check_all))
+            .unwrap_or_else(|| matcher.prematch(self.buffer.clone(), check_all))
     }
+}
+
+/// Scratch space of the reading side, kept from batch to batch.
+#[derive(Default)]
+struct Scratch {
+    line: String,
+    lines: String,
+    buffers: String,
+    /// Per line: number, date, and where its line and its buffer end.
+    read: Vec<(u64, DatedLine, usize, usize)>,
 }
 
 /// Read and date up to `BATCH` lines; a read error ends the batch (the lines read before it
 /// still count, as they would one at a time).
 fn read_batch(
-    next: &mut impl FnMut() -> io::Result<Option<(u64, String)>>,
+    next: &mut impl FnMut(&mut String) -> io::Result<Option<u64>>,
     mut detector: Option<&mut DateDetector>,
     now: f64,
+    scratch: &mut Scratch,
 ) -> (Vec<Pending>, Option<io::Error>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut buffer = String::new();
-    while batch.len() < BATCH {
-        let (line_no, line) = match next() {
-            Ok(Some(read)) => read,
+    let Scratch {
+        line,
+        lines,
+        buffers,
+        read,
+    } = scratch;
+    lines.clear();
+    buffers.clear();
+    read.clear();
+    let mut error = None;
+    while read.len() < BATCH {
+        let line_no = match next(line) {
+            Ok(Some(line_no)) => line_no,
             Ok(None) => break,
-            Err(e) => return (batch, Some(e)),
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
         };
-        let dated = DatedLine::find(detector.as_deref_mut(), &line, now);
-        Filter::likely_buffer(&mut buffer, &line, &dated);
-        batch.push(Pending {
-            buffer: Arc::from(buffer.as_str()),
-            line_no,
-            line,
-            dated,
-            claimed: AtomicBool::new(false),
-            done: Mutex::new(None),
-        });
+        let dated = DatedLine::find(detector.as_deref_mut(), line, now);
+        lines.push_str(line);
+        Filter::likely_buffer(buffers, line, &dated);
+        read.push((line_no, dated, lines.len(), buffers.len()));
     }
-    (batch, None)
+    // One allocation for the batch: its lines, then their buffers.
+    let base = lines.len();
+    lines.push_str(buffers);
+    let all: Arc<str> = Arc::from(lines.as_str());
+    let (mut line_start, mut buffer_start) = (0, 0);
+    let batch = read
+        .iter()
+        .map(|&(line_no, dated, line_end, buffer_end)| {
+            let pending = Pending {
+                line_no,
+                line: SharedStr::slice(&all, line_start, line_end),
+                dated,
+                buffer: SharedStr::slice(&all, base + buffer_start, base + buffer_end),
+                claimed: AtomicBool::new(false),
+                done: Mutex::new(None),
+            };
+            (line_start, buffer_start) = (line_end, buffer_end);
+            pending
+        })
+        .collect();
+    (batch, error)
 }
 
 /// Feeds lines through `filter` with dating and searching done ahead on a helper thread;
@@ -85,7 +126,7 @@ fn read_batch(
 pub fn run(
     filter: &mut Filter,
     now: f64,
-    mut next: impl FnMut() -> io::Result<Option<(u64, String)>> + Send,
+    mut next: impl FnMut(&mut String) -> io::Result<Option<u64>> + Send,
     mut emit: impl FnMut(&Pending, LineResult) -> io::Result<()>,
 ) -> io::Result<()> {
     let matcher = Arc::clone(&filter.matcher);
@@ -100,9 +141,10 @@ pub fn run(
         let helper_matcher = Arc::clone(&matcher);
         let helper = scope.spawn(move || {
             let mut previous: Option<Arc<Vec<Pending>>> = None;
+            let mut scratch = Scratch::default();
             loop {
                 recycled.try_iter().for_each(drop);
-                let (lines, error) = read_batch(&mut next, detector.as_mut(), now);
+                let (lines, error) = read_batch(&mut next, detector.as_mut(), now, &mut scratch);
                 let batch = Arc::new(lines);
                 let last = batch.is_empty() || error.is_some();
                 let mut sent = sender.send(Ok(Arc::clone(&batch))).is_ok();
