@@ -46,6 +46,11 @@ impl Spans {
         self.fill
     }
 
+    /// The same group spans (of whichever fills).
+    pub(crate) fn same_places(&self, other: &Spans) -> bool {
+        self.slots == other.slots
+    }
+
     /// The spans moved by `by` bytes to the right (`by` may be negative).
     fn shifted(&self, by: isize) -> Spans {
         let mut moved = *self;
@@ -333,6 +338,19 @@ impl FastTemplate {
                 ..spans
             }),
             None => Found::NoMatch,
+        }
+    }
+
+    /// The match at the start of the ASCII `text`, recalled or scanned; None when there is
+    /// none or the exact regex must decide.
+    pub(crate) fn match_at_start(&self, text: &str, memo: &mut Memo) -> Option<Spans> {
+        let found = match self.recall(text, 0, memo) {
+            Some(found) => found,
+            None => self.scan_at(text, 0, memo),
+        };
+        match found {
+            Found::Match(spans) => Some(spans),
+            Found::NoMatch | Found::Unsure => None,
         }
     }
 

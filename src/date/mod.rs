@@ -120,6 +120,27 @@ pub struct DateDetector {
     fast_memo: fast::Memo,
     /// The last date found from a fast-form match (see `find`).
     last_found: Option<LastFound>,
+    /// The last converted date, when the next lines of its minute can take it (see
+    /// `next_second`).
+    minute_date: Option<MinuteDate>,
+}
+
+/// A date the fast form of an anchored template found at the start of a line, converted as
+/// the start of its minute plus its seconds (see `Conversion::minute_start`). It is the
+/// latest conversion: the detector drops it whenever it converts anything else.
+#[derive(Debug, Clone)]
+struct MinuteDate {
+    /// The template's index (the detector's `last_idx`) and the `now` of the conversion.
+    idx: usize,
+    now: f64,
+    /// The line's bytes up to the end of the match and the byte after it.
+    read: Vec<u8>,
+    /// The match's group spans; where the seconds are; the end of the match.
+    spans: fast::Spans,
+    seconds: (usize, usize),
+    end: usize,
+    minute_start: f64,
+    found: DateMatch,
 }
 
 /// A date found from a fast-form match: the same memo fill at the same position with the
@@ -316,6 +337,7 @@ impl DateDetector {
             scratch_key: Vec::new(),
             fast_memo: fast::Memo::default(),
             last_found: None,
+            minute_date: None,
         };
         for entry in datepattern.unwrap_or("").lines() {
             let entry = entry.trim();
@@ -572,14 +594,7 @@ impl DateDetector {
             return None;
         }
         let fast = template.fast()?;
-        let spans = match fast.recall(line, 0, &self.fast_memo) {
-            Some(fast::Found::Match(spans)) => spans,
-            Some(_) => return None,
-            None => match fast.scan_at(line, 0, &mut self.fast_memo) {
-                fast::Found::Match(spans) => spans,
-                _ => return None,
-            },
-        };
+        let spans = fast.match_at_start(line, &mut self.fast_memo)?;
         let (_, end) = spans.get(0)?;
         self.entries[i].regex_hits += 1;
         self.record_choice(i, line, 0, end, now);
@@ -626,8 +641,115 @@ impl DateDetector {
         pos
     }
 
+    /// The date of a line whose template match has the same spans as the line of
+    /// `minute_date`, with the same bytes outside the seconds: `repeat` would take the same
+    /// template with the same fields, and the conversion would be that minute's start plus
+    /// the seconds. The match is found as `repeat` finds it (the fast form's DFA and spans,
+    /// exact, the memo kept), only the conversion is skipped; the bookkeeping is `repeat`'s.
+    /// None: `repeat` and the rest decide.
+    fn next_second(&mut self, line: &str, now: f64) -> Option<DateMatch> {
+        let minute = self.minute_date.as_ref()?;
+        let bytes = line.as_bytes();
+        let (start, end) = minute.seconds;
+        let read = minute.read.len();
+        if Some(minute.idx) != self.last_idx
+            || minute.now != now
+            || bytes.len() < read
+            || bytes[..start] != minute.read[..start]
+            || bytes[end..read] != minute.read[end..]
+            || !line.is_ascii()
+        {
+            return None;
+        }
+        let fast = self.entries.get(minute.idx)?.template.fast()?;
+        let spans = fast.match_at_start(line, &mut self.fast_memo)?;
+        if !spans.same_places(&minute.spans) {
+            return None;
+        }
+        let mut second = 0;
+        for &digit in &bytes[start..end] {
+            if !digit.is_ascii_digit() {
+                return None;
+            }
+            second = second * 10 + i64::from(digit - b'0');
+        }
+        if second >= 60 {
+            return None;
+        }
+        let found = DateMatch {
+            time: Some(minute.minute_start + second as f64),
+            ..minute.found.clone()
+        };
+        let (i, match_end) = (minute.idx, minute.end);
+        self.entries[i].regex_hits += 1;
+        self.record_choice(i, line, 0, match_end, now);
+        Some(found)
+    }
+
+    /// After `find_in` converted the match `m` of `line` into `found`: keep it as
+    /// `minute_date` when the next lines of its minute can take it, else drop the old one
+    /// (whose conversion is no longer the latest).
+    fn remember_minute(&mut self, line: &str, m: &Candidate, found: &DateMatch, now: f64) {
+        let kept = self.minute_date.take();
+        let (Some(idx), Groups::Fast(_, spans), 0) = (self.last_idx, &m.caps, m.start) else {
+            return;
+        };
+        let Some(template) = self.entries.get(idx).map(|e| &e.template) else {
+            return;
+        };
+        let Kind::Pattern(fields) = &template.kind else {
+            return;
+        };
+        if !(template.anchored() && template.start_anchored && template.fast().is_some()) {
+            return;
+        }
+        let Some(conversion) = self.last_conversion.as_ref().filter(|c| c.now == now) else {
+            return;
+        };
+        let (Some((minute_start, zoned)), Some((second, _))) =
+            (conversion.minute_start, minute_seconds(fields, &m.caps))
+        else {
+            return;
+        };
+        let expected = Some(minute_start + second as f64);
+        let Some(&(_, group)) = fields.iter().find(|(f, _)| *f == template::Field::Second) else {
+            return;
+        };
+        let (Some(seconds), Some((_, end))) = (m.caps.span(group), spans.get(0)) else {
+            return;
+        };
+        if found.time != expected || found.zoned != zoned || found.error.is_some() {
+            return;
+        }
+        // The byte after the match too: the trailing lookaheads read it.
+        let read = &line.as_bytes()[..line.len().min(end + 1)];
+        let mut minute = kept.unwrap_or_else(|| MinuteDate {
+            idx,
+            now,
+            read: Vec::new(),
+            spans: *spans,
+            seconds,
+            end,
+            minute_start,
+            found: found.clone(),
+        });
+        minute.read.clear();
+        minute.read.extend_from_slice(read);
+        minute.idx = idx;
+        minute.now = now;
+        minute.spans = *spans;
+        minute.seconds = seconds;
+        minute.end = end;
+        minute.minute_start = minute_start;
+        minute.found = found.clone();
+        self.minute_date = Some(minute);
+    }
+
     /// Find the date in `line` as fail2ban's matchTime+getTime do, with "now" = `now`.
     pub fn find(&mut self, line: &str, now: f64) -> Option<DateMatch> {
+        if let Some(found) = self.next_second(line, now) {
+            return Some(found);
+        }
         let m = match self.repeat(line, now) {
             Some(Quick::Same(found)) => return Some(found),
             Some(Quick::Matched(m)) => m,
@@ -647,6 +769,7 @@ impl DateDetector {
             return Some(last.found.clone());
         }
         let found = self.find_in(&m, now);
+        self.remember_minute(line, &m, &found, now);
         self.last_found = fill.map(|fill| LastFound {
             fill,
             at: m.start,

@@ -672,6 +672,7 @@ fn minute_memo_gives_what_a_full_conversion_gives() {
             let mut full = sequential.clone();
             full.last_conversion = None;
             full.last_found = None;
+            full.minute_date = None;
             let want = full.find(line, NOW).map(|m| (m.time, m.zoned));
             let got = sequential.find(line, NOW).map(|m| (m.time, m.zoned));
             assert_eq!(got, want, "{pattern}: {line}");
@@ -732,6 +733,7 @@ fn repeated_dates_keep_the_detector_state_of_a_full_search() {
         let mut searching = repeating.clone();
         for line in lines {
             searching.last_found = None;
+            searching.minute_date = None;
             let want = searching.find(line, NOW);
             let got = repeating.find(line, NOW);
             assert_eq!(got, want, "{pattern:?}: {line}");
@@ -745,6 +747,59 @@ fn repeated_dates_keep_the_detector_state_of_a_full_search() {
             let regex_hits =
                 |d: &DateDetector| d.entries.iter().map(|e| e.regex_hits).collect::<Vec<_>>();
             assert_eq!(regex_hits(&repeating), regex_hits(&searching), "{line}");
+        }
+    }
+}
+
+#[test]
+fn next_seconds_of_a_minute_convert_as_a_full_search() {
+    // Seconds counting up and repeating, minute, hour, day and year changes, a date with a
+    // year or milliseconds after the seconds (other spans), a non-digit where the seconds
+    // were, a non-ASCII tail, another format in between, a line ending in its date.
+    let lines = [
+        "Dec 31 23:58:57 gw sshd[1]: a",
+        "Dec 31 23:58:58 gw sshd[22]: b",
+        "Dec 31 23:58:58 gw sshd[333]: c",
+        "Dec 31 23:58:59 gw sshd[1]: d",
+        "Dec 31 23:59:00 gw sshd[1]: e",
+        "Dec 31 23:59:01 gw sshd[1]: f",
+        "Dec 31 23:59:01 2024 gw sshd[1]: g",
+        "Dec 31 23:59:02 2024 gw sshd[1]: h",
+        "Dec 31 23:59:03.250 gw sshd[1]: i",
+        "Dec 31 23:59:04 gw sshd[1]: é",
+        "Dec 31 23:59:05 gw sshd[1]: j",
+        "Dec 31 23:59:0x gw sshd[1]: k",
+        "Dec 31 23:59:06 gw sshd[1]: l",
+        "2024-12-31 23:59:07 gw m",
+        "Dec 31 23:59:08 gw sshd[1]: n",
+        "Dec 31 23:59:60 gw sshd[1]: o",
+        "Dec 31 23:59:59 gw sshd[1]: p",
+        "Jan  1 00:00:00 gw sshd[1]: q",
+        "Jan  1 00:00:01 gw sshd[1]: r",
+        "Jan  1 00:00:02",
+        "Jan  1 00:00:03",
+        "Jan  1 00:00:13 x",
+    ];
+    for pattern in [None, Some("{^LN-BEG}"), Some(r"^%b %d %H:%M:%S")] {
+        for now in [NOW, 1_735_689_600.0] {
+            let mut minute = DateDetector::new(pattern, None, zone()).unwrap();
+            let mut full = minute.clone();
+            for line in lines {
+                full.last_conversion = None;
+                full.last_found = None;
+                full.minute_date = None;
+                let want = full.find(line, now);
+                let got = minute.find(line, now);
+                assert_eq!(got, want, "{pattern:?}: {line}");
+                assert_eq!(minute.template_hits(), full.template_hits(), "{line}");
+                assert_eq!(minute.last_idx, full.last_idx, "{line}");
+                assert_eq!(minute.last_end.pos, full.last_end.pos, "{line}");
+                let regex_hits =
+                    |d: &DateDetector| d.entries.iter().map(|e| e.regex_hits).collect::<Vec<_>>();
+                assert_eq!(regex_hits(&minute), regex_hits(&full), "{line}");
+            }
+            // The last lines took the shortcut: the minute's date is still there.
+            assert!(minute.minute_date.is_some(), "{pattern:?}");
         }
     }
 }
