@@ -70,7 +70,7 @@ impl TupleLine {
 
 /// A slice of a shared string: the lines of a batch read ahead, or their buffers, kept in
 /// one allocation each instead of one per line.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SharedStr {
     all: Arc<str>,
     start: usize,
@@ -80,7 +80,10 @@ pub struct SharedStr {
 impl SharedStr {
     /// `all[start..end]` (char boundaries within `all`).
     pub fn slice(all: &Arc<str>, start: usize, end: usize) -> SharedStr {
-        debug_assert!(all.get(start..end).is_some());
+        assert!(
+            all.get(start..end).is_some(),
+            "slice {start}..{end} of a shared string"
+        );
         SharedStr {
             all: Arc::clone(all),
             start,
@@ -96,6 +99,13 @@ impl From<&str> for SharedStr {
             start: 0,
             end: text.len(),
         }
+    }
+}
+
+/// The slice, not the whole shared string.
+impl std::fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
     }
 }
 

@@ -31,7 +31,7 @@ pub struct Expanded {
     /// Groups of the original regex, counting the whole match.
     original_groups: usize,
     /// For each group of `regex` (index 0 unused), the original regex's group number, or None
-    /// for the group of a tempered dot.
+    /// for the group of a tempered dot or a lookahead.
     groups: Vec<Option<usize>>,
     /// What the relaxed match must pass where the original has lookaheads.
     checks: Vec<Check>,
@@ -40,8 +40,8 @@ pub struct Expanded {
     guided: Option<Step>,
 }
 
-/// The pattern tree with each group's original number, conditionals and tempered dots made
-/// explicit; everything else is a plain leaf rendered as it is.
+/// The pattern tree with each group's original number, conditionals, tempered dots and
+/// lookaheads made explicit; everything else is a plain leaf rendered as it is.
 #[derive(Debug, Clone)]
 enum Node {
     Leaf(Expr),
@@ -75,16 +75,23 @@ enum Node {
 struct Check {
     group: usize,
     literal: memmem::Finder<'static>,
-    tempered: bool,
+    kind: CheckKind,
+}
+
+/// What a check's group stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CheckKind {
+    TemperedDot,
+    Lookahead,
 }
 
 impl Check {
-    fn new((group, literal, tempered): (usize, String, bool)) -> Check {
+    fn new((group, literal, kind): (usize, String, CheckKind)) -> Check {
         let literal = memmem::Finder::new(literal.as_bytes()).into_owned();
         Check {
             group,
             literal,
-            tempered,
+            kind,
         }
     }
 
@@ -95,7 +102,7 @@ impl Check {
             return true;
         };
         let rest = &text.as_bytes()[span.start..];
-        if self.tempered {
+        if self.kind == CheckKind::TemperedDot {
             self.literal
                 .find(rest)
                 .is_none_or(|at| at >= span.end - span.start)
@@ -311,7 +318,7 @@ fn is_empty(node: &Node) -> bool {
 }
 
 /// The tree of a fancy-regex expression; None for constructs other than conditionals on a
-/// group and tempered dots that the regex crate cannot run.
+/// group, tempered dots and negative lookaheads of a literal that the regex crate cannot run.
 fn convert(expr: &Expr, counter: &mut usize) -> Option<Node> {
     Some(match expr {
         Expr::Concat(items) => Node::Concat(
@@ -591,13 +598,13 @@ fn expand_items(items: &[Node], known: &Known, alternatives: &mut usize) -> Opti
 struct Rendered {
     pattern: String,
     groups: Vec<Option<usize>>,
-    /// Each check's group, literal, and whether it is a tempered dot's (else a lookahead's).
-    checks: Vec<(usize, String, bool)>,
+    /// Each check's group, literal and kind.
+    checks: Vec<(usize, String, CheckKind)>,
 }
 
 impl Rendered {
     /// Renders `node`; `repeated` when inside a repeat that may run more than once (a
-    /// tempered dot there would only show its last iteration's span).
+    /// tempered dot or lookahead there would only show its last iteration's group).
     fn node(&mut self, node: &Node, repeated: bool) -> Option<()> {
         match node {
             Node::Leaf(expr) => {
@@ -653,7 +660,8 @@ impl Rendered {
                 if repeated {
                     return None;
                 }
-                self.checks.push((self.groups.len(), literal.clone(), true));
+                self.checks
+                    .push((self.groups.len(), literal.clone(), CheckKind::TemperedDot));
                 self.groups.push(None);
                 self.pattern.push_str("((?:");
                 any.to_str(&mut self.pattern, 0);
@@ -665,7 +673,7 @@ impl Rendered {
                     return None;
                 }
                 self.checks
-                    .push((self.groups.len(), literal.clone(), false));
+                    .push((self.groups.len(), literal.clone(), CheckKind::Lookahead));
                 self.groups.push(None);
                 self.pattern.push_str("()");
             }

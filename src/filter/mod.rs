@@ -1107,10 +1107,7 @@ impl Filter {
             };
             match fid {
                 Some(f) if f != host => {
-                    data.set(
-                        "ip",
-                        Some(compact_str::ToCompactString::to_compact_string(&address)),
-                    );
+                    data.set("ip", Some(compact_str::format_compact!("{address}")));
                     let id = if raw_mode {
                         FailureId::Raw(f)
                     } else {

@@ -55,6 +55,9 @@ impl Pending {
     }
 }
 
+/// Scratch bytes kept from one batch to the next, per buffer.
+const SCRATCH_KEPT: usize = 8 << 20;
+
 /// Scratch space of the reading side, kept from batch to batch.
 #[derive(Default)]
 struct Scratch {
@@ -101,6 +104,12 @@ fn read_batch(
     let base = lines.len();
     lines.push_str(buffers);
     let all: Arc<str> = Arc::from(lines.as_str());
+    // Lines near the length limit leave large scratch space behind: not kept for the run.
+    for scratch in [line, lines, buffers] {
+        if scratch.capacity() > SCRATCH_KEPT {
+            *scratch = String::new();
+        }
+    }
     let (mut line_start, mut buffer_start) = (0, 0);
     let batch = read
         .iter()
@@ -194,4 +203,37 @@ pub fn run(
         }
         outcome
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_keeps_the_lines_read_before_an_error() {
+        let mut script = vec![Ok(Some("é x")), Ok(Some("")), Ok(Some("a b")), Err(())].into_iter();
+        let mut line_no = 0;
+        let mut next = |line: &mut String| -> io::Result<Option<u64>> {
+            match script.next() {
+                Some(Ok(Some(text))) => {
+                    line_no += 1;
+                    line.clear();
+                    line.push_str(text);
+                    Ok(Some(line_no))
+                }
+                Some(Ok(None)) | None => Ok(None),
+                Some(Err(())) => Err(io::Error::other("disk gone")),
+            }
+        };
+        let mut scratch = Scratch::default();
+        let (batch, error) = read_batch(&mut next, None, 0.0, &mut scratch);
+        assert_eq!(error.map(|e| e.to_string()), Some("disk gone".to_string()));
+        let lines: Vec<_> = batch.iter().map(|p| (p.line_no, p.line())).collect();
+        assert_eq!(lines, vec![(1, "é x"), (2, ""), (3, "a b")]);
+        let buffers: Vec<_> = batch.iter().map(|p| &*p.buffer).collect();
+        assert_eq!(buffers, vec!["é x\n", "\n", "a b\n"]);
+        // The next batch reuses the scratch space: nothing of the first one leaks into it.
+        let (batch, error) = read_batch(&mut next, None, 0.0, &mut scratch);
+        assert!(batch.is_empty() && error.is_none());
+    }
 }
