@@ -718,10 +718,23 @@ impl DateDetector {
         let (Some(seconds), Some((_, end))) = (m.caps.span(group), spans.get(0)) else {
             return;
         };
-        if found.time != expected || found.zoned != zoned || found.error.is_some() {
+        // The other fields' texts are the conversion's key: none of them may hold a byte of
+        // the seconds (a custom pattern's group around `%S`), or the key would change too.
+        let apart = |&(field, group): &(template::Field, usize)| {
+            field == template::Field::Second
+                || m.caps
+                    .span(group)
+                    .is_none_or(|(s, e)| e <= seconds.0 || s >= seconds.1)
+        };
+        if found.time != expected
+            || found.zoned != zoned
+            || found.error.is_some()
+            || !fields.iter().all(apart)
+        {
             return;
         }
-        // The byte after the match too: the trailing lookaheads read it.
+        // The match and the byte after it (more than the key needs: the match itself is
+        // found again, lookaheads included, for each line).
         let read = &line.as_bytes()[..line.len().min(end + 1)];
         let mut minute = kept.unwrap_or_else(|| MinuteDate {
             idx,

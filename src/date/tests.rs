@@ -757,6 +757,8 @@ fn next_seconds_of_a_minute_convert_as_a_full_search() {
     // year or milliseconds after the seconds (other spans), a non-digit where the seconds
     // were, a non-ASCII tail, another format in between, a line ending in its date.
     let lines = [
+        "Dec 31 23:57:57 gw sshd[1]: a",
+        "Dec 31 23:58:58 gw sshd[1]: a",
         "Dec 31 23:58:57 gw sshd[1]: a",
         "Dec 31 23:58:58 gw sshd[22]: b",
         "Dec 31 23:58:58 gw sshd[333]: c",
@@ -778,17 +780,42 @@ fn next_seconds_of_a_minute_convert_as_a_full_search() {
         "Jan  1 00:00:01 gw sshd[1]: r",
         "Jan  1 00:00:02",
         "Jan  1 00:00:03",
+        "no date here",
+        "Jan  1 00:00:04 x",
+        "1735689605 epoch",
+        "Jan  1 00:00:06 x",
+        "[Jan  1 00:00:07] x",
+        "Jan  1 00:00:08 x",
         "Jan  1 00:00:13 x",
+        "Jan  1 00:00:14 x",
     ];
-    for pattern in [None, Some("{^LN-BEG}"), Some(r"^%b %d %H:%M:%S")] {
-        for now in [NOW, 1_735_689_600.0] {
+    let long = format!("Jan  1 00:00:15 {}", "y".repeat(70_000));
+    let lines: Vec<&str> = lines.iter().copied().chain([long.as_str()]).collect();
+    for (pattern, changing_now, shortcuts_expected) in [
+        (None, false, true),
+        (Some("{^LN-BEG}"), false, true),
+        (Some(r"^%b %d %H:%M:%S"), false, true),
+        (None, true, true),
+        // A group around the seconds: the minute's key holds them, no shortcut.
+        (Some(r"^%b %d %H:(?P<M>%S)"), false, false),
+    ] {
+        for start in [NOW, 1_735_689_600.0] {
             let mut minute = DateDetector::new(pattern, None, zone()).unwrap();
             let mut full = minute.clone();
-            for line in lines {
+            let mut shortcuts = 0;
+            for (n, line) in lines.iter().enumerate() {
+                let now = if changing_now {
+                    start + (n / 3) as f64
+                } else {
+                    start
+                };
                 full.last_conversion = None;
                 full.last_found = None;
                 full.minute_date = None;
                 let want = full.find(line, now);
+                if minute.clone().next_second(line, now).is_some() {
+                    shortcuts += 1;
+                }
                 let got = minute.find(line, now);
                 assert_eq!(got, want, "{pattern:?}: {line}");
                 assert_eq!(minute.template_hits(), full.template_hits(), "{line}");
@@ -798,8 +825,11 @@ fn next_seconds_of_a_minute_convert_as_a_full_search() {
                     |d: &DateDetector| d.entries.iter().map(|e| e.regex_hits).collect::<Vec<_>>();
                 assert_eq!(regex_hits(&minute), regex_hits(&full), "{line}");
             }
-            // The last lines took the shortcut: the minute's date is still there.
-            assert!(minute.minute_date.is_some(), "{pattern:?}");
+            assert_eq!(
+                shortcuts >= 5,
+                shortcuts_expected,
+                "{pattern:?}: {shortcuts} lines took the shortcut"
+            );
         }
     }
 }
