@@ -734,28 +734,20 @@ impl DateDetector {
             return;
         }
         // The match and the byte after it (more than the key needs: the match itself is
-        // found again, lookaheads included, for each line).
-        let read = &line.as_bytes()[..line.len().min(end + 1)];
-        let mut minute = kept.unwrap_or_else(|| MinuteDate {
+        // found again, lookaheads included, for each line). The old buffer is reused.
+        let mut read = kept.map(|old| old.read).unwrap_or_default();
+        read.clear();
+        read.extend_from_slice(&line.as_bytes()[..line.len().min(end + 1)]);
+        self.minute_date = Some(MinuteDate {
             idx,
             now,
-            read: Vec::new(),
+            read,
             spans: *spans,
             seconds,
             end,
             minute_start,
             found: found.clone(),
         });
-        minute.read.clear();
-        minute.read.extend_from_slice(read);
-        minute.idx = idx;
-        minute.now = now;
-        minute.spans = *spans;
-        minute.seconds = seconds;
-        minute.end = end;
-        minute.minute_start = minute_start;
-        minute.found = found.clone();
-        self.minute_date = Some(minute);
     }
 
     /// Find the date in `line` as fail2ban's matchTime+getTime do, with "now" = `now`.
