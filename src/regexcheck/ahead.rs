@@ -16,6 +16,10 @@ use crate::filter::{DatedLine, Filter, LineResult, Matcher, Prematch, SharedStr}
 /// Lines per batch: large enough to amortise the hand-over, small enough to stay in cache.
 const BATCH: usize = 1024;
 
+/// Bytes of lines per batch at most: lines near the 1 MiB line limit end a batch early, so
+/// the batches in flight hold a few MiB, not a GiB each.
+const BATCH_BYTES: usize = 4 << 20;
+
 /// A line read and dated, with its searches: claimed by whichever thread gets there first.
 /// The line and its buffer are slices of their batch's text, one allocation for all.
 pub struct Pending {
@@ -86,7 +90,7 @@ fn read_batch(
     buffers.clear();
     read.clear();
     let mut error = None;
-    while read.len() < BATCH {
+    while read.len() < BATCH && lines.len() < BATCH_BYTES {
         let line_no = match next(line) {
             Ok(Some(line_no)) => line_no,
             Ok(None) => break,
@@ -235,5 +239,27 @@ mod tests {
         // The next batch reuses the scratch space: nothing of the first one leaks into it.
         let (batch, error) = read_batch(&mut next, None, 0.0, &mut scratch);
         assert!(batch.is_empty() && error.is_none());
+    }
+
+    #[test]
+    fn long_lines_end_a_batch_early() {
+        let long = "x".repeat(1 << 20);
+        let mut left = 6;
+        let mut next = |line: &mut String| -> io::Result<Option<u64>> {
+            if left == 0 {
+                return Ok(None);
+            }
+            left -= 1;
+            line.clear();
+            line.push_str(&long);
+            Ok(Some(6 - left))
+        };
+        let mut scratch = Scratch::default();
+        let (batch, _) = read_batch(&mut next, None, 0.0, &mut scratch);
+        assert_eq!(batch.len(), 4, "4 MiB of lines");
+        assert!(batch.iter().all(|p| p.line().len() == 1 << 20));
+        let (batch, _) = read_batch(&mut next, None, 0.0, &mut scratch);
+        let numbers: Vec<_> = batch.iter().map(|p| p.line_no).collect();
+        assert_eq!(numbers, vec![5, 6]);
     }
 }
