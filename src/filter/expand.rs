@@ -657,28 +657,30 @@ impl Rendered {
                 any,
                 greedy,
             } => {
-                if repeated {
-                    return None;
-                }
-                self.checks
-                    .push((self.groups.len(), literal.clone(), CheckKind::TemperedDot));
-                self.groups.push(None);
-                self.pattern.push_str("((?:");
+                self.open_checked_group(literal, CheckKind::TemperedDot, repeated)?;
+                self.pattern.push_str("(?:");
                 any.to_str(&mut self.pattern, 0);
                 self.pattern.push_str(if *greedy { ")*)" } else { ")*?)" });
             }
             Node::NotAhead(literal) => {
-                // Inside a repeat, the group would only show the last iteration's position.
-                if repeated {
-                    return None;
-                }
-                self.checks
-                    .push((self.groups.len(), literal.clone(), CheckKind::Lookahead));
-                self.groups.push(None);
-                self.pattern.push_str("()");
+                self.open_checked_group(literal, CheckKind::Lookahead, repeated)?;
+                self.pattern.push(')');
             }
             Node::Cond { .. } => return None,
         }
+        Some(())
+    }
+
+    /// Opens the group a check of `literal` is made on; None inside a repeat that may run
+    /// more than once, where the group would only show the last iteration.
+    fn open_checked_group(&mut self, literal: &str, kind: CheckKind, repeated: bool) -> Option<()> {
+        if repeated {
+            return None;
+        }
+        self.checks
+            .push((self.groups.len(), literal.to_string(), kind));
+        self.groups.push(None);
+        self.pattern.push('(');
         Some(())
     }
 }
