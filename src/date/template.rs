@@ -9,7 +9,7 @@ use std::sync::Arc;
 use fancy_regex::Regex;
 use regex_automata::meta;
 
-use crate::filter::ascii::AsciiFirst;
+use crate::filter::ascii::{ascii_safe, AsciiFirst};
 use crate::filter::prefilter::{build_relaxed, relaxed_pattern};
 
 /// A template's regex, ASCII build first (see `filter::ascii`).
@@ -525,16 +525,40 @@ fn build_prefilter(regex: &TemplateRegex) -> Option<AsciiFirst<str, meta::Regex>
     AsciiFirst::new(relaxed.into(), build_relaxed).ok()
 }
 
-/// A template's regex, checked at load and built on first use (most of a detector's
-/// templates never search a line), with what the template needs of it at load.
+/// A template's regex, built on first use (most of a detector's templates never search a
+/// line), with what the template needs of it at load.
 struct Compiled {
     regex: Arc<TemplateRegex>,
     fields: Vec<(Field, usize)>,
     groups: usize,
 }
 
-fn compile(regex: &str, name: &str) -> Result<Compiled, DateError> {
+/// When a template's pattern is first compiled. A pattern from the configuration is
+/// compiled at load too, so that a broken one is refused there; fail2ban's own default
+/// patterns (which the tests compile) are only parsed until a line needs them: compiling
+/// the 31 defaults was a tenth of the start-up work.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Check {
+    AtLoad,
+    OnFirstUse,
+}
+
+fn compile(regex: &str, name: &str, check: Check) -> Result<Compiled, DateError> {
     let translated = translate_python_regex(regex);
+    let error = |e: String| DateError::Pattern(format!("{name}: cannot compile {regex:?}: {e}"));
+    if check == Check::OnFirstUse {
+        let (groups, fields) = parsed_groups(&translated).map_err(error)?;
+        let has_ascii = ascii_safe(&translated);
+        return Ok(Compiled {
+            regex: Arc::new(AsciiFirst::unbuilt(
+                translated.into(),
+                crate::filter::regex::compile,
+                has_ascii,
+            )),
+            fields,
+            groups,
+        });
+    }
     let (mut fields, mut groups) = (Vec::new(), 0);
     AsciiFirst::checked(translated.into(), crate::filter::regex::compile, |built| {
         groups = built.captures_len();
@@ -549,11 +573,31 @@ fn compile(regex: &str, name: &str) -> Result<Compiled, DateError> {
         fields,
         groups,
     })
-    .map_err(|e| DateError::Pattern(format!("{name}: cannot compile {regex:?}: {e}")))
+    .map_err(error)
+}
+
+/// The group count (the whole match included) and date fields of a pattern, read off its
+/// parse tree: fancy-regex numbers groups as it parses, so they are its compiled regex's.
+fn parsed_groups(translated: &str) -> Result<(usize, Vec<(Field, usize)>), String> {
+    fn count(expr: &fancy_regex::Expr) -> usize {
+        let own = usize::from(matches!(expr, fancy_regex::Expr::Group(_)));
+        own + expr.children_iter().map(count).sum::<usize>()
+    }
+    let tree = fancy_regex::Expr::parse_tree(translated).map_err(|e| e.to_string())?;
+    let mut fields: Vec<(Field, usize)> = tree
+        .named_groups
+        .iter()
+        .flat_map(|(name, numbers)| {
+            let field = Field::from_group_name(name);
+            numbers.iter().filter_map(move |&i| Some((field?, i)))
+        })
+        .collect();
+    fields.sort_by_key(|&(_, i)| i);
+    Ok((1 + count(&tree.expr), fields))
 }
 
 /// `DatePatternRegex(pattern)`.
-fn pattern_template(pattern: &str, current_year: i32) -> Result<Template, DateError> {
+fn pattern_template(pattern: &str, current_year: i32, check: Check) -> Result<Template, DateError> {
     let mut body = pattern;
     let mut begin = Begin::Word;
     let mut word_end = true;
@@ -573,7 +617,7 @@ fn pattern_template(pattern: &str, current_year: i32) -> Result<Template, DateEr
         regex = format!("(?iu){regex}");
     }
     let built = set_regex(&regex, begin, word_end, &name);
-    let compiled = compile(&built.regex, pattern)?;
+    let compiled = compile(&built.regex, pattern, check)?;
     Ok(Template {
         name: built.name,
         kind: Kind::Pattern(compiled.fields),
@@ -595,6 +639,7 @@ fn epoch_template(
     line_begin_only: bool,
     custom: Option<&str>,
     long: bool,
+    check: Check,
 ) -> Result<Template, DateError> {
     let value_re = if long { LONG_EPOCH_RE } else { EPOCH_RE };
     let base_name = custom.unwrap_or(if long { "LongEpoch" } else { "Epoch" });
@@ -617,7 +662,7 @@ fn epoch_template(
         let regex = r"((?P<square>(?<=^\[))?%s)(?(square)(?=\]))".replace("%s", value_re);
         (set_regex(&regex, Begin::Line, true, base_name), 1)
     };
-    let compiled = compile(&built.regex, &built.name)?;
+    let compiled = compile(&built.regex, &built.name, check)?;
     Ok(Template {
         start_anchored: is_start_anchored(&built.regex),
         prefilter: Arc::default(),
@@ -631,10 +676,10 @@ fn epoch_template(
     })
 }
 
-fn tai64n_template(line_begin: bool) -> Result<Template, DateError> {
+fn tai64n_template(line_begin: bool, check: Check) -> Result<Template, DateError> {
     let begin = if line_begin { Begin::Line } else { Begin::None };
     let built = set_regex("@[0-9a-f]{24}", begin, true, "TAI64N");
-    let compiled = compile(&built.regex, &built.name)?;
+    let compiled = compile(&built.regex, &built.name, check)?;
     Ok(Template {
         start_anchored: is_start_anchored(&built.regex),
         prefilter: Arc::default(),
@@ -654,15 +699,26 @@ static TEMPLATE_CACHE: LazyLock<Mutex<HashMap<(String, i32), Template>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 const TEMPLATE_CACHE_MAX: usize = 1000;
 
-/// `_getPatternTemplate`: the template for one `datepattern` entry (keywords resolved).
+/// `_getPatternTemplate`: the template for one `datepattern` entry (keywords resolved),
+/// compiled at load to refuse a broken pattern there.
 pub(crate) fn template_for(pattern: &str, current_year: i32) -> Result<Template, DateError> {
+    cached_template(pattern, current_year, Check::AtLoad)
+}
+
+/// The template of one of fail2ban's own patterns: compiled when a line first needs it.
+fn default_template(pattern: &str, current_year: i32) -> Result<Template, DateError> {
+    cached_template(pattern, current_year, Check::OnFirstUse)
+}
+
+/// A cached template is shared whichever way it was made: the defaults are known to compile.
+fn cached_template(pattern: &str, current_year: i32, check: Check) -> Result<Template, DateError> {
     let key = (pattern.to_string(), current_year);
     if let Ok(cache) = TEMPLATE_CACHE.lock() {
         if let Some(t) = cache.get(&key) {
             return Ok(t.clone());
         }
     }
-    let template = build_template(pattern, current_year)?;
+    let template = build_template(pattern, current_year, check)?;
     if let Ok(mut cache) = TEMPLATE_CACHE.lock() {
         if cache.len() < TEMPLATE_CACHE_MAX {
             cache.insert(key, template.clone());
@@ -671,7 +727,7 @@ pub(crate) fn template_for(pattern: &str, current_year: i32) -> Result<Template,
     Ok(template)
 }
 
-fn build_template(pattern: &str, current_year: i32) -> Result<Template, DateError> {
+fn build_template(pattern: &str, current_year: i32, check: Check) -> Result<Template, DateError> {
     let key = if pattern.contains('%') {
         pattern.to_string()
     } else {
@@ -679,22 +735,22 @@ fn build_template(pattern: &str, current_year: i32) -> Result<Template, DateErro
     };
     if key.contains("EPOCH") {
         if found(&RE_EPOCH_PATTERN, pattern) {
-            return epoch_template(false, Some(pattern), key.contains("LEPOCH"));
+            return epoch_template(false, Some(pattern), key.contains("LEPOCH"), check);
         }
         match key.as_str() {
             "EPOCH" | "{^LN-BEG}EPOCH" | "^EPOCH" => {
-                return epoch_template(key != "EPOCH", None, false)
+                return epoch_template(key != "EPOCH", None, false, check)
             }
             "LEPOCH" | "{^LN-BEG}LEPOCH" | "^LEPOCH" => {
-                return epoch_template(key != "LEPOCH", None, true)
+                return epoch_template(key != "LEPOCH", None, true, check)
             }
             _ => {}
         }
     }
     match key.as_str() {
-        "TAI64N" => tai64n_template(false),
-        "{^LN-BEG}TAI64N" | "^TAI64N" => tai64n_template(true),
-        _ => pattern_template(pattern, current_year),
+        "TAI64N" => tai64n_template(false, check),
+        "{^LN-BEG}TAI64N" | "^TAI64N" => tai64n_template(true, check),
+        _ => pattern_template(pattern, current_year, check),
     }
 }
 
@@ -734,10 +790,10 @@ pub(crate) fn default_templates(current_year: i32) -> Result<Vec<Template>, Date
     let mut anchored = Vec::new();
     let mut originals = Vec::new();
     for pattern in DEFAULT_PATTERNS {
-        let template = template_for(pattern, current_year)?;
+        let template = default_template(pattern, current_year)?;
         if !template.name.starts_with("{^LN-BEG}") && !template.name.starts_with('^') {
             let source = format!("{{^LN-BEG}}{}", default_source(pattern, &template));
-            let mut copy = template_for(&source, current_year)?;
+            let mut copy = default_template(&source, current_year)?;
             if copy.name != template.name {
                 copy.weight = 100.0;
                 anchored.push(copy);
@@ -757,7 +813,7 @@ pub(crate) fn date_placeholder_templates(
 ) -> Result<Vec<Template>, DateError> {
     let mut out = Vec::new();
     for pattern in DEFAULT_PATTERNS {
-        let template = template_for(pattern, current_year)?;
+        let template = default_template(pattern, current_year)?;
         let source = unbound_pattern(&default_source(pattern, &template));
         let wrapped = replace_all(&RE_DATE_PREMATCH, entry, usize::MAX, |_| source.clone());
         out.push(template_for(&wrapped, current_year)?);
@@ -772,7 +828,7 @@ pub(crate) fn has_date_placeholder(entry: &str) -> bool {
 
 /// `{NONE}`: empty match at line start.
 pub(crate) fn none_template(current_year: i32) -> Result<Template, DateError> {
-    template_for("{UNB}^", current_year)
+    default_template("{UNB}^", current_year)
 }
 
 #[cfg(test)]
@@ -784,6 +840,51 @@ mod tests {
         assert_eq!(ex_year_regex(2026), r"(?P<Y>20[012]\d)");
         assert_eq!(ex_year_regex(2007), r"(?P<Y>20[01]\d)");
         assert_eq!(ex_year_regex(2001), r"(?P<Y>200\d)");
+    }
+
+    /// Default templates are only parsed at load: the groups their parse gives must be the
+    /// compiled regex's, for every template the defaults make and for custom patterns with
+    /// back-references, lookarounds, conditionals and `{DATE}`.
+    #[test]
+    fn parsed_groups_are_the_compiled_regexes_groups() {
+        let custom = [
+            "{UNB}^",
+            "^%Y-%m-%d %H:%M:%S",
+            r#""timestamp":"(%ExY-%m-%dT%H:%M:%S(?:\.%f)?Z?)""#,
+            r"%d/%b[^/]*/%Y:%H:%M:%S %z",
+            r"{^LN-BEG}(?:%a )?%b %d %H:%M:%S(?:\.%f)?(?: %ExY)?",
+            "x{EPOCH}y",
+            "{^LN-BEG}LEPOCH",
+            "^TAI64N",
+            r"(?P<x>a)?(?(x)%H|%I):%M(?<=\d)",
+        ];
+        for year in [2001, 2026, 2099] {
+            let mut templates = Vec::new();
+            let defaults = DEFAULT_PATTERNS.iter().map(|p| p.to_string());
+            let anchored = DEFAULT_PATTERNS.iter().map(|p| format!("{{^LN-BEG}}{p}"));
+            for pattern in defaults.chain(anchored).chain(custom.map(String::from)) {
+                let eager = build_template(&pattern, year, Check::AtLoad).unwrap();
+                let lazy = build_template(&pattern, year, Check::OnFirstUse).unwrap();
+                assert_eq!(lazy.regex.pattern(), eager.regex.pattern(), "{pattern}");
+                assert_eq!(lazy.groups, eager.groups, "{pattern}");
+                assert_eq!(
+                    format!("{:?}", lazy.kind),
+                    format!("{:?}", eager.kind),
+                    "{pattern}"
+                );
+                templates.push(eager);
+            }
+            for entry in [r"^[^\[]*\[({DATE})", "^{DATE}"] {
+                templates.extend(date_placeholder_templates(entry, year).unwrap());
+            }
+            for t in templates {
+                let (groups, fields) = parsed_groups(t.regex.pattern()).unwrap();
+                assert_eq!(groups, t.groups, "{}", t.name);
+                if let Kind::Pattern(compiled) = &t.kind {
+                    assert_eq!(&fields, compiled, "{}", t.name);
+                }
+            }
+        }
     }
 
     #[test]

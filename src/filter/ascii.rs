@@ -1,8 +1,8 @@
 //! ASCII-first regex builds: most log lines are ASCII, and on ASCII text a regex whose classes
 //! (`\w`, `\d`, `\s`, `.`, case folding) are limited to ASCII matches exactly what the Unicode
 //! build matches, with automata many times smaller and faster to build. The ASCII build is
-//! made at load (or, for a regex only `checked` there, on first use); the Unicode build only
-//! when the first non-ASCII text arrives.
+//! made at load (or, for a regex only `checked` there or trusted `unbuilt`, on first use);
+//! the Unicode build only when the first non-ASCII text arrives.
 
 use std::sync::OnceLock;
 
@@ -170,6 +170,19 @@ impl<P: ?Sized, R> AsciiFirst<P, R> {
             ascii: OnceLock::new(),
             unicode: OnceLock::new(),
         })
+    }
+
+    /// Nothing built: both builds on first use, for a pattern known to compile (`has_ascii`
+    /// as [`ascii_safe`] tells). A build that fails all the same leaves the regex without
+    /// an answer, as a failed Unicode build does.
+    pub fn unbuilt(pattern: Box<P>, build: Build<P, R>, has_ascii: bool) -> Self {
+        AsciiFirst {
+            pattern,
+            build,
+            has_ascii,
+            ascii: OnceLock::new(),
+            unicode: OnceLock::new(),
+        }
     }
 
     /// The ASCII build, or the Unicode build when there is no ASCII form (its error).
