@@ -434,8 +434,8 @@ impl DateDetector {
         let text = &line[..endpos];
         let ascii = text.is_ascii();
         let fast = if ascii { template.fast() } else { None };
-        // The backtracking regex is built on first use (see `AsciiFirst::checked`): not at
-        // all while the fast form decides. On ASCII text it always exists.
+        // The backtracking regex is built on first use (`AsciiFirst::checked` or `unbuilt`):
+        // not at all while the fast form decides. On ASCII text it always exists.
         let regex = || template.regex.for_ascii(ascii);
         if fast.is_none() {
             regex()?;
