@@ -269,7 +269,7 @@ impl Prefilter {
     /// Build the prefilter for a single-line filter. `prefregex` carries the index of its
     /// `content` group. `precheck_ignore` says whether ignoreregexes are searched before the
     /// failregexes (fail2ban does so when there are many failregexes). None when some regex
-    /// cannot be relaxed or the set does not compile: every line then takes the exact path.
+    /// cannot be relaxed: every line then takes the exact path. The DFAs are built on first use.
     pub fn new(
         prefregex: Option<(&str, usize)>,
         failregexes: &[&str],
@@ -328,9 +328,7 @@ impl Prefilter {
                 patterns.extend(ignores);
                 None
             }
-            Shape::TwoStage if !ignores.is_empty() => {
-                Some(PatternDfa::new(ignores.into(), build_set).ok()?)
-            }
+            Shape::TwoStage if !ignores.is_empty() => Some(pattern_dfa(ignores, build_set)),
             Shape::TwoStage => None,
         };
         // The failregexes (and pre-checked ignoreregexes) search the text `candidates` gets,
@@ -359,7 +357,7 @@ impl Prefilter {
         Some(Prefilter {
             literals,
             shape,
-            set: PatternDfa::new(patterns.into(), build).ok()?,
+            set: pattern_dfa(patterns, build),
             ignore_set,
             prefregex_required,
             required,
@@ -428,6 +426,15 @@ impl Prefilter {
             .as_ref()
             .is_some_and(|set| set.for_text(buffer).is_none_or(|dfa| dfa.is_match(buffer)))
     }
+}
+
+/// The DFA of `patterns`, built when a line first needs it: a jail whose log stays quiet
+/// never pays for it (a tenth of the start-up work and of an idle daemon's memory). A set
+/// that then fails to build gives no answer, so every regex is searched, as without a
+/// prefilter; the exact regexes were checked at load.
+fn pattern_dfa(patterns: Vec<String>, build: ascii::Build<[String], SetDfa>) -> PatternDfa {
+    let has_ascii = patterns.iter().all(|p| ascii::ascii_safe(p));
+    AsciiFirst::unbuilt(patterns.into(), build, has_ascii)
 }
 
 /// Shortest literal worth a search of its own: a shorter one is in nearly every line.
