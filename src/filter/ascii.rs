@@ -172,9 +172,8 @@ impl<P: ?Sized, R> AsciiFirst<P, R> {
         })
     }
 
-    /// Nothing built: both builds on first use, for a pattern known to compile (`has_ascii`
-    /// as [`ascii_safe`] tells). A build that fails all the same leaves the regex without
-    /// an answer, as a failed Unicode build does.
+    /// Nothing built: both builds on first use (`has_ascii` as [`ascii_safe`] tells). A
+    /// failed build is not retried; with neither build, the regex has no answer (`None`).
     pub fn unbuilt(pattern: Box<P>, build: Build<P, R>, has_ascii: bool) -> Self {
         AsciiFirst {
             pattern,
@@ -218,6 +217,12 @@ impl<P: ?Sized, R> AsciiFirst<P, R> {
     /// The build ASCII text gets (for properties both share, like group names).
     pub fn any(&self) -> Option<&R> {
         self.for_ascii(true)
+    }
+
+    /// Whether a build was made (or tried).
+    #[cfg(test)]
+    pub fn built(&self) -> bool {
+        self.ascii.get().is_some() || self.unicode.get().is_some()
     }
 
     pub fn pattern(&self) -> &P {
