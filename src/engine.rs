@@ -1139,7 +1139,9 @@ fn build_jails(conf: &Path, wanted: Vec<JailSettings>) -> anyhow::Result<Vec<Jai
     let count = wanted.len();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     if workers < 2 || count < 2 {
-        return wanted.into_iter().map(|s| build_jail(conf, s)).collect();
+        let jails = wanted.into_iter().map(|s| build_jail(conf, s)).collect();
+        release_load_memory();
+        return jails;
     }
     let todo: Vec<Mutex<Option<JailSettings>>> =
         wanted.into_iter().map(|s| Mutex::new(Some(s))).collect();
@@ -1168,7 +1170,7 @@ fn build_jails(conf: &Path, wanted: Vec<JailSettings>) -> anyhow::Result<Vec<Jai
         }
         work();
     });
-    release_free_memory();
+    release_load_memory();
     built
         .into_iter()
         .map(|slot| {
@@ -1177,6 +1179,13 @@ fn build_jails(conf: &Path, wanted: Vec<JailSettings>) -> anyhow::Result<Vec<Jai
                 .unwrap_or_else(|| Err(anyhow::anyhow!("a jail was not built")))
         })
         .collect()
+}
+
+/// After a configuration is read and its jails built: the option-syntax regexes go until
+/// the next read, and the building's garbage goes back to the system.
+fn release_load_memory() {
+    crate::config::tags::release_regexes();
+    release_free_memory();
 }
 
 /// Hands back to the system what glibc keeps resident after frees: the building threads'

@@ -4,45 +4,62 @@
 
 use super::ini::OMap;
 use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, PoisonError};
 
-fn option_cre() -> &'static regex::Regex {
-    static RE: OnceLock<regex::Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        regex::Regex::new(r"(?s)^([^\[]+)(?:\[(.*)\])?\s*$")
-            .unwrap_or_else(|e| panic!("static regex: {e}"))
-    })
+/// The regexes of the option syntax, compiled for a configuration read and dropped after
+/// it ([`release_regexes`]): their Unicode `\w` classes and search caches come to ~0.6 MB,
+/// which a daemon would otherwise keep for its lifetime without using it again.
+struct OptionRegexes {
+    option: regex::Regex,
+    extract: regex::Regex,
+    split: fancy_regex::Regex,
 }
 
-fn option_extract_cre() -> &'static regex::Regex {
-    static RE: OnceLock<regex::Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        regex::Regex::new(
+static OPTION_REGEXES: Mutex<Option<Arc<OptionRegexes>>> = Mutex::new(None);
+
+fn option_regexes() -> Arc<OptionRegexes> {
+    let mut slot = OPTION_REGEXES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    Arc::clone(slot.get_or_insert_with(|| Arc::new(OptionRegexes::new())))
+}
+
+/// Drops the option-syntax regexes until the next configuration read needs them.
+pub fn release_regexes() {
+    *OPTION_REGEXES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = None;
+}
+
+impl OptionRegexes {
+    fn new() -> OptionRegexes {
+        // Constant patterns, known to compile.
+        let option = regex::Regex::new(r"(?s)^([^\[]+)(?:\[(.*)\])?\s*$");
+        let extract = regex::Regex::new(
             r#"(?s)\s*([\w\-_\.]+(?:\?[\w\-_\.]+=[\w\-_\.]+)?)=(?:"([^"]*)"|'([^']*)'|([^,\]]*))(?:,|\]\s*\[|$|(?P<wrngA>.+))|,?\s*$|(?P<wrngB>.+)"#,
-        )
-        .unwrap_or_else(|e| panic!("static regex: {e}"))
-    })
-}
-
-fn option_split_cre() -> &'static fancy_regex::Regex {
-    static RE: OnceLock<fancy_regex::Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        fancy_regex::Regex::new(
+        );
+        let split = fancy_regex::Regex::new(
             r#"(?s)(?:[^\[\s]+(?:\s*\[\s*(?:[\w\-_\.]+(?:\?[\w\-_\.]+=[\w\-_\.]+)?=(?:"[^"]*"|'[^']*'|[^,\]]*)\s*(?:,|\]\s*\[)?\s*)*\])?\s*|\S+)(?=\n\s*|\s+|$)"#,
-        )
-        .unwrap_or_else(|e| panic!("static regex: {e}"))
-    })
+        );
+        OptionRegexes {
+            option: option.unwrap_or_else(|e| panic!("static regex: {e}")),
+            extract: extract.unwrap_or_else(|e| panic!("static regex: {e}")),
+            split: split.unwrap_or_else(|e| panic!("static regex: {e}")),
+        }
+    }
 }
 
 /// `extractOptions`: `name[k=v, ...][k2=v2]` → (name, ordered args).
 pub fn extract_options(spec: &str) -> Result<(String, OMap), String> {
-    let caps = option_cre()
+    let regexes = option_regexes();
+    let caps = regexes
+        .option
         .captures(spec)
         .ok_or_else(|| "unexpected option syntax".to_string())?;
     let name = caps.get(1).map(|m| m.as_str()).unwrap_or("").to_string();
     let mut opts = OMap::new();
     if let Some(optstr) = caps.get(2).map(|m| m.as_str()).filter(|s| !s.is_empty()) {
-        for m in option_extract_cre().captures_iter(optstr) {
+        for m in regexes.extract.captures_iter(optstr) {
             if let Some(w) = m.name("wrngA") {
                 let key = m.get(1).map(|k| k.as_str()).unwrap_or("");
                 return Err(format!(
@@ -76,7 +93,8 @@ pub fn extract_options(spec: &str) -> Result<(String, OMap), String> {
 /// outside of `[...]`.
 pub fn split_with_options(value: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let re = option_split_cre();
+    let regexes = option_regexes();
+    let re = &regexes.split;
     let mut pos = 0;
     while pos <= value.len() {
         match re.find_from_pos(value, pos) {
@@ -262,6 +280,23 @@ mod tests {
 
     fn s(v: &str) -> String {
         v.to_string()
+    }
+
+    #[test]
+    fn released_regexes_come_back_for_the_next_read() {
+        let spec = "iptables[name=ssh, port=\"22,2222\"] mail[dest=root]";
+        let before: Vec<_> = split_with_options(spec)
+            .iter()
+            .map(|s| extract_options(s))
+            .collect();
+        release_regexes();
+        let after: Vec<_> = split_with_options(spec)
+            .iter()
+            .map(|s| extract_options(s))
+            .collect();
+        assert_eq!(before, after);
+        assert_eq!(after.len(), 2);
+        assert!(after.iter().all(Result::is_ok));
     }
 
     #[test]
