@@ -6,9 +6,9 @@ use super::ini::OMap;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// The regexes of the option syntax, compiled for a configuration read and dropped after
-/// it ([`release_regexes`]): their Unicode `\w` classes and search caches come to ~0.6 MB,
-/// which a daemon would otherwise keep for its lifetime without using it again.
+/// The regexes of the option syntax, compiled when a configuration is read and dropped
+/// ([`release_regexes`]) once the daemon has built its jails: their Unicode `\w` classes and
+/// search caches came to 0.7-0.9 MB a daemon kept for its lifetime without using them again.
 struct OptionRegexes {
     option: regex::Regex,
     extract: regex::Regex,
@@ -42,9 +42,9 @@ impl OptionRegexes {
             r#"(?s)(?:[^\[\s]+(?:\s*\[\s*(?:[\w\-_\.]+(?:\?[\w\-_\.]+=[\w\-_\.]+)?=(?:"[^"]*"|'[^']*'|[^,\]]*)\s*(?:,|\]\s*\[)?\s*)*\])?\s*|\S+)(?=\n\s*|\s+|$)"#,
         );
         OptionRegexes {
-            option: option.unwrap_or_else(|e| panic!("static regex: {e}")),
-            extract: extract.unwrap_or_else(|e| panic!("static regex: {e}")),
-            split: split.unwrap_or_else(|e| panic!("static regex: {e}")),
+            option: option.unwrap_or_else(|e| panic!("option-syntax regex: {e}")),
+            extract: extract.unwrap_or_else(|e| panic!("option-syntax regex: {e}")),
+            split: split.unwrap_or_else(|e| panic!("option-syntax regex: {e}")),
         }
     }
 }
