@@ -248,7 +248,7 @@ impl TagValues {
             .data
             .get("ip")
             .map(str::to_string)
-            .unwrap_or_else(|| ticket.id.clone());
+            .unwrap_or_else(|| ticket.id.to_string());
         let mut tags = BTreeMap::new();
         tags.insert(
             "family".to_string(),
@@ -256,7 +256,7 @@ impl TagValues {
         );
         tags.insert("ip-rev".to_string(), reverse_pointer(&ip));
         tags.insert("ip".to_string(), ip);
-        tags.insert("fid".to_string(), ticket.id.clone());
+        tags.insert("fid".to_string(), ticket.id.to_string());
         tags.insert("failures".to_string(), ticket.failures.to_string());
         let time = if ticket.restored {
             format!("{}", ticket.time.round() as i64)

@@ -85,7 +85,7 @@ impl BanRecord {
         }
         BanRecord {
             jail: jail.to_string(),
-            id: ticket.id.clone(),
+            id: ticket.id.to_string(),
             time_of_ban: round_time(ticket.time),
             ban_time,
             ban_count: ticket.ban_count.max(1),
@@ -943,7 +943,7 @@ impl Db {
             });
             tx.execute(
                 "INSERT INTO ironban_failures(jail, id, ticket) VALUES(?,?,?)",
-                params![jail, t.id, v.to_string()],
+                params![jail, t.id.as_str(), v.to_string()],
             )?;
         }
         tx.commit()?;

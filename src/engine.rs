@@ -278,7 +278,7 @@ impl Engine {
                 continue;
             }
             if let BanOutcome::Banned(ticket) = jail.bans.add_ban(ticket, now) {
-                if matches!(self.mode, Mode::Daemon) && !applied.contains(&ticket.id) {
+                if matches!(self.mode, Mode::Daemon) && !applied.iter().any(|id| *id == ticket.id) {
                     log::info(&format!("[{name}] Restore Ban {}", ticket.id));
                     if let Err(errors) = jail.actions.ban(&ticket) {
                         for e in errors {
@@ -1072,7 +1072,7 @@ impl Engine {
                         })
                         .collect::<Vec<_>>())
                 } else {
-                    json!(tickets.iter().map(|t| t.id.clone()).collect::<Vec<_>>())
+                    json!(tickets.iter().map(|t| t.id.as_str()).collect::<Vec<_>>())
                 }
             }
             other => {
