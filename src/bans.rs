@@ -289,7 +289,9 @@ pub struct FailManager {
     pub find_time: i64,
     /// Matches kept per ticket; 0 keeps none.
     pub max_matches: usize,
-    tickets: HashMap<CompactString, Ticket>,
+    /// Boxed: a map keeps spare slots, and a spare slot of a pointer costs less than one
+    /// of a whole ticket.
+    tickets: HashMap<CompactString, Box<Ticket>>,
     /// Failures counted since creation ("Total failed").
     pub total_failed: u64,
 }
@@ -339,13 +341,13 @@ impl FailManager {
                 ticket.retry = count;
                 ticket.matches = matches.iter().map(String::as_str).collect();
                 ticket.data = data;
-                self.tickets.entry(id.into()).or_insert(ticket)
+                self.tickets.entry(id.into()).or_insert(Box::new(ticket))
             }
         };
         ticket.matches.keep_last(max_matches);
         self.total_failed += 1;
         if ticket.retry >= self.max_retry {
-            return self.tickets.remove(id);
+            return self.tickets.remove(id).map(|ticket| *ticket);
         }
         None
     }
@@ -388,7 +390,7 @@ impl FailManager {
 
     /// Forgets `id` (e.g. after a manual ban).
     pub fn remove(&mut self, id: &str) -> Option<Ticket> {
-        self.tickets.remove(id)
+        self.tickets.remove(id).map(|ticket| *ticket)
     }
 
     /// Housekeeping (spec 4.1.6): drops tickets whose last failure is `<= now - findtime`.
@@ -427,7 +429,8 @@ pub struct BanManager {
 #[derive(Debug, Clone)]
 struct Banned {
     number: u64,
-    ticket: Ticket,
+    /// Boxed for the map's spare slots, as the fail list's tickets.
+    ticket: Box<Ticket>,
 }
 
 impl Default for BanManager {
@@ -532,25 +535,30 @@ impl BanManager {
 
     /// Removes `id` from the ban list.
     pub fn remove(&mut self, id: &str) -> Option<Ticket> {
-        self.banned.remove(id).map(|banned| banned.ticket)
+        self.banned.remove(id).map(|banned| *banned.ticket)
     }
 
     /// Removes every ban (flush), returning them in insertion order.
     pub fn remove_all(&mut self) -> Vec<Ticket> {
         let mut all: Vec<Banned> = std::mem::take(&mut self.banned).into_values().collect();
         all.sort_unstable_by_key(|banned| banned.number);
-        all.into_iter().map(|banned| banned.ticket).collect()
+        all.into_iter().map(|banned| *banned.ticket).collect()
     }
 
     pub fn get(&self, id: &str) -> Option<&Ticket> {
-        self.banned.get(id).map(|banned| &banned.ticket)
+        self.banned.get(id).map(|banned| &*banned.ticket)
     }
 
     fn insert(&mut self, ticket: Ticket) {
         let number = self.next_number;
         self.next_number += 1;
-        self.banned
-            .insert(ticket.id.clone(), Banned { number, ticket });
+        self.banned.insert(
+            ticket.id.clone(),
+            Banned {
+                number,
+                ticket: Box::new(ticket),
+            },
+        );
     }
 
     /// Banned entries in insertion order.
@@ -566,7 +574,7 @@ impl BanManager {
 
     /// Banned tickets in insertion order (status output).
     pub fn tickets(&self) -> impl Iterator<Item = &Ticket> + '_ {
-        self.in_order().into_iter().map(|banned| &banned.ticket)
+        self.in_order().into_iter().map(|banned| &*banned.ticket)
     }
 
     /// Banned ids ordered by end of ban (`get J banip`); permanent bans last.
@@ -574,7 +582,7 @@ impl BanManager {
         let mut list: Vec<(f64, u64, &Ticket)> = self
             .banned
             .values()
-            .map(|b| (end_key(self.ban_end(&b.ticket)), b.number, &b.ticket))
+            .map(|b| (end_key(self.ban_end(&b.ticket)), b.number, &*b.ticket))
             .collect();
         list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         list.into_iter().map(|(_, _, t)| t.id.to_string()).collect()
@@ -1147,12 +1155,15 @@ fn call_function(name: &str, args: &[f64]) -> Result<f64, String> {
 impl FailManager {
     /// The tickets still counting, in no particular order.
     pub fn tickets(&self) -> Vec<Ticket> {
-        self.tickets.values().cloned().collect()
+        self.tickets
+            .values()
+            .map(|ticket| Ticket::clone(ticket))
+            .collect()
     }
 
     /// Put back a ticket saved by an earlier run.
     pub fn restore(&mut self, ticket: Ticket) {
-        self.tickets.insert(ticket.id.clone(), ticket);
+        self.tickets.insert(ticket.id.clone(), Box::new(ticket));
     }
 }
 
