@@ -6,8 +6,8 @@
 //! - [`Ticket`]: one failure id with its times, counts, matches and filter captures.
 //! - [`FailManager`]: `add_failure(id, time, matches, data, count)` returns a ban ticket
 //!   once the (decayed) count reaches `maxretry`; `cleanup(now)` drops stale tickets.
-//! - [`BanManager`]: `add_ban(ticket, now)` → [`BanOutcome`]; `unban_due(now)` removes
-//!   and returns expired bans; `ban_list()` ids ordered by end of ban; `remove(id)`.
+//! - [`BanManager`]: `add_ban(ticket, now)` → [`BanOutcome`]; `unban_due(now, limit)`
+//!   removes and returns expired bans; `ban_list()` ids ordered by end of ban; `remove(id)`.
 //! - [`BanTimeIncrement`]: `bantime.*` options; `increased_ban_time(base, count, rnd)`;
 //!   [`apply_increment`] gives a new ban's (ban time, ban count) from its DB history.
 //! - [`known_offender_failures`]: how much a failure of an already-banned-before id counts.
@@ -199,8 +199,8 @@ impl<'a> IntoIterator for &'a TicketData {
 /// One failure id: counting state while failing, ban state once banned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ticket {
-    /// Failure id (normalised address text, or a raw string from `<F-ID>`); an address
-    /// (at most 24 bytes as text) is kept inline, without an allocation of its own.
+    /// Failure id (normalised address text, or a raw string from `<F-ID>`); up to 24 bytes
+    /// of text (any IPv4 address, shorter IPv6 ones) are kept inline, without an allocation.
     pub id: CompactString,
     /// Start of the counting window (decay rule, spec 4.1.3).
     pub first_time: f64,

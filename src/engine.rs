@@ -2,7 +2,7 @@
 //! into the failure counter, bans into the actions and the database; expired bans are
 //! lifted. The server and the one-shot mode drive it; control commands query and change it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value as Json};
@@ -197,7 +197,7 @@ impl Engine {
     /// Database bookkeeping, crash recovery, restored bans and `actionstart` of one jail.
     fn open_jail(&mut self, index: usize, now: f64) -> anyhow::Result<()> {
         let jail = &mut self.jails[index];
-        let mut applied: Vec<String> = Vec::new();
+        let mut applied: HashSet<String> = HashSet::new();
         let name = jail.settings.name.clone();
         let encoding = Encoding::from_name(&jail.settings.logencoding).unwrap_or(Encoding::Utf8);
         if let Some(db) = &self.db {
@@ -222,7 +222,7 @@ impl Engine {
                     a.restore_family(family, *has_items);
                 }
             }
-            applied = db.applied_bans(&name)?;
+            applied = db.applied_bans(&name)?.into_iter().collect();
             match self.mode {
                 Mode::Daemon => {
                     if db.was_running(&name)? && families.is_empty() {
@@ -278,7 +278,7 @@ impl Engine {
                 continue;
             }
             if let BanOutcome::Banned(ticket) = jail.bans.add_ban(ticket, now) {
-                if matches!(self.mode, Mode::Daemon) && !applied.iter().any(|id| *id == ticket.id) {
+                if matches!(self.mode, Mode::Daemon) && !applied.contains(ticket.id.as_str()) {
                     log::info(&format!("[{name}] Restore Ban {}", ticket.id));
                     if let Err(errors) = jail.actions.ban(&ticket) {
                         for e in errors {
