@@ -838,7 +838,7 @@ impl Engine {
                 jail.fails.find_time = find_time;
                 jail.fails.max_matches = max_matches;
                 jail.bans = previous.bans;
-                jail.bans.ban_time = jail.ban_time;
+                jail.bans.set_jail_ban_time(jail.ban_time);
                 jail.in_operation = previous.in_operation;
                 for source in &mut jail.sources {
                     if let Some(prev) = previous.sources.iter().find(|s| s.path == source.path) {

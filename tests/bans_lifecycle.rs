@@ -39,7 +39,7 @@ fn increment_sequence_doubles_and_is_recorded() {
             .expect("history")
             .map(|h| h.ban_count);
         let (ban_time, count) =
-            apply_increment(&inc, previous, bm.ban_time, 0.0).expect("increment");
+            apply_increment(&inc, previous, bm.jail_ban_time(), 0.0).expect("increment");
         assert!(bm.set_ban_time(&ticket.id, ban_time, count));
         ticket.ban_time = Some(ban_time);
         ticket.ban_count = count;
