@@ -11,6 +11,7 @@
 
 use fancy_regex::{Expr, LookAround};
 use regex_automata::dfa::{dense, Automaton, StartKind};
+use regex_automata::util::primitives::StateID;
 use regex_automata::util::syntax;
 use regex_automata::{meta, Anchored, Input};
 
@@ -185,6 +186,17 @@ struct Scan {
     eoi: bool,
 }
 
+/// A walk of a template's DFA stopped before `pos`: its state there and the end of the last
+/// match it passed. The state is an index into that template's DFA only, hence `template`
+/// (its address, as in `Memo`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resume {
+    template: usize,
+    state: StateID,
+    pos: usize,
+    end: Option<usize>,
+}
+
 /// Bytes of DFA (transition table) a template's middle may take; larger ones get no fast
 /// form.
 const SCAN_SIZE_LIMIT: usize = 1 << 20;
@@ -307,11 +319,21 @@ impl FastTemplate {
     /// `at`): scan, fill the memo, and answer as the recall of that fill would. A text too
     /// long for 16-bit spans is left to the exact regex here too.
     pub(crate) fn scan_at(&self, text: &str, at: usize, memo: &mut Memo) -> Found {
+        self.scan_from(text, at, None, memo)
+    }
+
+    /// `scan_at`, the DFA walk going on from `resume` when given: taken by `resume_at`
+    /// (which walks from the start) on the same bytes before its position.
+    fn scan_from(&self, text: &str, at: usize, resume: Option<Resume>, memo: &mut Memo) -> Found {
         if text.len() >= ABSENT as usize {
             return Found::Unsure;
         }
         let bytes = text.as_bytes();
-        let Some(scan) = self.scan(bytes, at) else {
+        let scan = match resume.filter(|_| at == 0) {
+            Some(resume) => self.scan_on(bytes, at, resume),
+            None => self.scan(bytes, at),
+        };
+        let Some(scan) = scan else {
             return Found::Unsure;
         };
         let found = match scan.end {
@@ -324,13 +346,7 @@ impl FastTemplate {
                 None => return Found::Unsure,
             },
         };
-        memo.fill(
-            self as *const FastTemplate as usize,
-            bytes,
-            at,
-            &scan,
-            found,
-        );
+        memo.fill(self.address(), bytes, at, &scan, found);
         // The trailing lookaheads were checked above.
         match found {
             Some(spans) => Found::Match(Spans {
@@ -344,9 +360,21 @@ impl FastTemplate {
     /// The match at the start of the ASCII `text`, recalled or scanned; None when there is
     /// none or the exact regex must decide.
     pub(crate) fn match_at_start(&self, text: &str, memo: &mut Memo) -> Option<Spans> {
+        self.match_resumed(text, None, memo)
+    }
+
+    /// `match_at_start` for a `text` whose bytes before the position of `resume` (when
+    /// given) are those of the line it was taken on: a scan goes on from there.
+    pub(crate) fn match_resumed(
+        &self,
+        text: &str,
+        resume: Option<&Resume>,
+        memo: &mut Memo,
+    ) -> Option<Spans> {
+        let resume = resume.filter(|r| r.template == self.address()).copied();
         let found = match self.recall(text, 0, memo) {
             Some(found) => found,
-            None => self.scan_at(text, 0, memo),
+            None => self.scan_from(text, 0, resume, memo),
         };
         match found {
             Found::Match(spans) => Some(spans),
@@ -379,11 +407,56 @@ impl FastTemplate {
 
     /// Walk the DFA from `at` as a leftmost-first search does, counting the bytes read.
     fn scan(&self, bytes: &[u8], at: usize) -> Option<Scan> {
-        let dfa = &self.scan;
         let input = Input::new(bytes).range(at..).anchored(Anchored::Yes);
+        let start = Resume {
+            template: self.address(),
+            state: self.scan.start_state_forward(&input).ok()?,
+            pos: at,
+            end: None,
+        };
+        self.scan_on(bytes, at, start)
+    }
+
+    /// Where the walk of the DFA from the start of `bytes` stands before `stop`, for
+    /// `match_resumed`; None when the walk has ended (or given up) before.
+    pub(crate) fn resume_at(&self, bytes: &[u8], stop: usize) -> Option<Resume> {
+        let dfa = &self.scan;
+        let input = Input::new(bytes).anchored(Anchored::Yes);
         let mut state = dfa.start_state_forward(&input).ok()?;
         let mut end = None;
-        for (pos, &byte) in bytes.iter().enumerate().skip(at) {
+        for (pos, &byte) in bytes.get(..stop)?.iter().enumerate() {
+            state = dfa.next_state(state, byte);
+            if dfa.is_special_state(state) {
+                if dfa.is_match_state(state) {
+                    end = Some(pos);
+                } else {
+                    return None;
+                }
+            }
+        }
+        Some(Resume {
+            template: self.address(),
+            state,
+            pos: stop,
+            end,
+        })
+    }
+
+    /// Identifies the template for a memo or a resumed walk (see `Memo::template`).
+    fn address(&self) -> usize {
+        self as *const FastTemplate as usize
+    }
+
+    /// The walk of the DFA begun at `at`, going on from `resume`.
+    fn scan_on(&self, bytes: &[u8], at: usize, resume: Resume) -> Option<Scan> {
+        let dfa = &self.scan;
+        let Resume {
+            mut state,
+            pos: from,
+            mut end,
+            ..
+        } = resume;
+        for (pos, &byte) in bytes.iter().enumerate().skip(from) {
             state = dfa.next_state(state, byte);
             if dfa.is_special_state(state) {
                 // Matches are reported one byte late: this one ended before `byte`.

@@ -139,6 +139,9 @@ struct MinuteDate {
     spans: fast::Spans,
     seconds: (usize, usize),
     end: usize,
+    /// The template's DFA walk over the bytes before the seconds, which the next lines of
+    /// the minute share; None: they are matched from the start.
+    resume: Option<fast::Resume>,
     minute_start: f64,
     found: DateMatch,
 }
@@ -645,8 +648,10 @@ impl DateDetector {
     /// `minute_date`, with the same bytes outside the seconds: `repeat` would take the same
     /// template with the same fields, and the conversion would be that minute's start plus
     /// the seconds. The match is found as `repeat` finds it (the fast form's DFA and spans,
-    /// exact, the memo kept), only the conversion is skipped; the bookkeeping is `repeat`'s.
-    /// None: `repeat` and the rest decide.
+    /// exact, the memo kept), except that a scan needs not walk the bytes before the
+    /// seconds again: the DFA goes on from where the minute's line left it there. Only the
+    /// conversion is skipped; the bookkeeping is `repeat`'s. None: `repeat` and the rest
+    /// decide.
     fn next_second(&mut self, line: &str, now: f64) -> Option<DateMatch> {
         let minute = self.minute_date.as_ref()?;
         let bytes = line.as_bytes();
@@ -662,7 +667,7 @@ impl DateDetector {
             return None;
         }
         let fast = self.entries.get(minute.idx)?.template.fast()?;
-        let spans = fast.match_at_start(line, &mut self.fast_memo)?;
+        let spans = fast.match_resumed(line, minute.resume.as_ref(), &mut self.fast_memo)?;
         if !spans.same_places(&minute.spans) {
             return None;
         }
@@ -738,6 +743,9 @@ impl DateDetector {
         let mut read = kept.map(|old| old.read).unwrap_or_default();
         read.clear();
         read.extend_from_slice(&line.as_bytes()[..line.len().min(end + 1)]);
+        let resume = template
+            .fast()
+            .and_then(|fast| fast.resume_at(line.as_bytes(), seconds.0));
         self.minute_date = Some(MinuteDate {
             idx,
             now,
@@ -745,6 +753,7 @@ impl DateDetector {
             spans: *spans,
             seconds,
             end,
+            resume,
             minute_start,
             found: found.clone(),
         });

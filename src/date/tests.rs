@@ -800,36 +800,123 @@ fn next_seconds_of_a_minute_convert_as_a_full_search() {
         (Some(r"^%b %d %H:(?P<M>%S)"), false, false),
     ] {
         for start in [NOW, 1_735_689_600.0] {
-            let mut minute = DateDetector::new(pattern, None, zone()).unwrap();
-            let mut full = minute.clone();
-            let mut shortcuts = 0;
-            for (n, line) in lines.iter().enumerate() {
-                let now = if changing_now {
-                    start + (n / 3) as f64
-                } else {
-                    start
-                };
-                full.last_conversion = None;
-                full.last_found = None;
-                full.minute_date = None;
-                let want = full.find(line, now);
-                if minute.clone().next_second(line, now).is_some() {
-                    shortcuts += 1;
-                }
-                let got = minute.find(line, now);
-                assert_eq!(got, want, "{pattern:?}: {line}");
-                assert_eq!(minute.template_hits(), full.template_hits(), "{line}");
-                assert_eq!(minute.last_idx, full.last_idx, "{line}");
-                assert_eq!(minute.last_end.pos, full.last_end.pos, "{line}");
-                let regex_hits =
-                    |d: &DateDetector| d.entries.iter().map(|e| e.regex_hits).collect::<Vec<_>>();
-                assert_eq!(regex_hits(&minute), regex_hits(&full), "{line}");
-            }
-            assert_eq!(
-                shortcuts >= 5,
-                shortcuts_expected,
-                "{pattern:?}: {shortcuts} lines took the shortcut"
+            shortcuts_agree(
+                pattern,
+                &lines,
+                start,
+                changing_now,
+                (5, shortcuts_expected),
             );
         }
+    }
+}
+
+/// Dates of `lines` found with the minute's shortcuts and without: the same dates and the
+/// same bookkeeping; and at least `min` lines took a shortcut exactly when `expected`.
+fn shortcuts_agree(
+    pattern: Option<&str>,
+    lines: &[&str],
+    start: f64,
+    changing_now: bool,
+    (min, expected): (usize, bool),
+) {
+    let mut minute = DateDetector::new(pattern, None, zone()).unwrap();
+    let mut full = minute.clone();
+    let mut shortcuts = 0;
+    for (n, line) in lines.iter().enumerate() {
+        let now = if changing_now {
+            start + (n / 3) as f64
+        } else {
+            start
+        };
+        full.last_conversion = None;
+        full.last_found = None;
+        full.minute_date = None;
+        let want = full.find(line, now);
+        if minute.clone().next_second(line, now).is_some() {
+            shortcuts += 1;
+        }
+        let got = minute.find(line, now);
+        assert_eq!(got, want, "{pattern:?}: {line}");
+        // A minute of a template with a fast form always gets its resumed walk.
+        assert!(
+            minute
+                .minute_date
+                .as_ref()
+                .is_none_or(|m| m.resume.is_some()),
+            "{line}"
+        );
+        assert_eq!(minute.template_hits(), full.template_hits(), "{line}");
+        assert_eq!(minute.last_idx, full.last_idx, "{line}");
+        assert_eq!(minute.last_end.pos, full.last_end.pos, "{line}");
+        let regex_hits =
+            |d: &DateDetector| d.entries.iter().map(|e| e.regex_hits).collect::<Vec<_>>();
+        assert_eq!(regex_hits(&minute), regex_hits(&full), "{line}");
+    }
+    let taken = if expected {
+        shortcuts >= min
+    } else {
+        shortcuts == 0
+    };
+    assert!(taken, "{pattern:?}: {shortcuts} lines took the shortcut");
+}
+
+#[test]
+fn bracketed_seconds_resume_as_a_full_search() {
+    // Kerio's format: the DFA walk goes on from before the seconds. Seconds that match (60
+    // and 61 too), a walk that then dies (6x, 7x, a letter), one that matches at other
+    // places (a one-digit field), one that reads to the end of the line, a long field, a
+    // missing bracket, a burst within one second, a day and a minute change.
+    let lines = [
+        "[01/Mar/2025 00:00:01] Failed SMTP login from 192.0.2.1",
+        "[01/Mar/2025 00:00:05] Failed SMTP login from 192.0.2.1",
+        "[01/Mar/2025 00:00:67] x",
+        "[01/Mar/2025 00:00:59] x",
+        "[01/Mar/2025 00:00:70] x",
+        "[01/Mar/2025 00:00:0a] x",
+        "[01/Mar/2025 00:00:6]] x",
+        "[01/Mar/2025 00:00:10]",
+        "[01/Mar/2025 00:00:13]",
+        "[01/Mar/2025 00:00:14] x",
+        "[01/Mar/2025 00:00:14] x",
+        "[01/Mar/2025 00:00:14] y",
+        "[01/Mar/2025 00:00:60] x",
+        "[01/Mar/2025 00:00:61] x",
+        "[01/Mar/2025 00:00:7] x",
+        "[01/Mar/2025 00:00:123] x",
+        "[01/Mar/2025 00:00:09 x",
+        "[01/Mar/2025 00:00:11] x",
+        "[02/Mar/2025 00:00:11] x",
+        "[02/Mar/2025 00:00:12] x",
+        "[02/Mar/2025 00:01:12] x",
+        "[02/Mar/2025 00:01:13] x",
+    ];
+    // The default template that takes these lines has a backreference (no fast form, so
+    // no shortcut): the same dates all the same.
+    for (pattern, shortcuts_expected) in [(None, false), (Some(r"^\[%d/%b/%Y %H:%M:%S\]"), true)] {
+        for start in [NOW, 1_740_787_200.0] {
+            shortcuts_agree(pattern, &lines, start, false, (5, shortcuts_expected));
+        }
+    }
+}
+
+#[test]
+fn resumed_walk_keeps_the_match_it_passed() {
+    // `^%H:%M(?::%S)?` has matched before the seconds: a resumed walk that dies after them
+    // keeps that match, as a walk from the start does.
+    let detector = DateDetector::new(Some("^%H:%M(?::%S)?"), None, zone()).unwrap();
+    let fast = detector.entries[0].template.fast().expect("a fast form");
+    let first = "00:00:01 x";
+    let resume = fast
+        .resume_at(first.as_bytes(), 6)
+        .expect("a walk before the seconds");
+    for line in ["00:00:02 x", "00:00:x", "00:00:", "00:00:7", "00:00:99 x"] {
+        let full = fast.match_at_start(line, &mut fast::Memo::default());
+        let resumed = fast.match_resumed(line, Some(&resume), &mut fast::Memo::default());
+        assert_eq!(resumed.map(|s| s.get(0)), full.map(|s| s.get(0)), "{line}");
+        assert!(
+            resumed.zip(full).is_none_or(|(r, f)| r.same_places(&f)),
+            "{line}"
+        );
     }
 }
