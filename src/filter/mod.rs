@@ -4,6 +4,7 @@
 pub mod ascii;
 pub mod data;
 pub mod expand;
+pub mod host;
 pub mod prefilter;
 pub mod regex;
 

@@ -12,6 +12,7 @@ use regex_automata::{meta, Anchored, Input};
 use super::ascii::{self, AsciiFirst};
 use super::data::{GroupName, GroupValue, Groups};
 use super::expand::Expanded;
+use super::host::HostPart;
 
 /// Backtracking steps allowed per search; crafted lines hit this instead of hanging.
 const BACKTRACK_LIMIT: usize = 200_000;
@@ -450,6 +451,8 @@ pub struct FilterRegex {
 struct LiteralHead {
     literal: String,
     rest: meta::Regex,
+    /// When the rest is `<HOST>` (then maybe a literal): its groups without the backtracker.
+    host: Option<HostPart>,
 }
 
 /// A prefregex searched by its head: `P` of `P(?P<content>.+)$` or `P(?P<content>.+?)T$`.
@@ -498,6 +501,39 @@ struct Joined {
 struct Part {
     regex: meta::Regex,
     groups: PartGroups,
+    /// For a `<HOST>` part with captures: its groups without the backtracker.
+    host: Option<HostPart>,
+}
+
+impl Part {
+    /// The ASCII build of a plain `pattern`, made of `items` when they are known.
+    fn new(pattern: &str, groups: PartGroups, items: Option<&[Expr]>) -> Option<Part> {
+        let host = match groups {
+            PartGroups::Captures { .. } => items.and_then(HostPart::new),
+            _ => None,
+        };
+        Some(Part {
+            regex: ascii::build_plain(pattern)?,
+            groups,
+            host,
+        })
+    }
+
+    /// The part's match in `input` with its captures.
+    fn search_captures(&self, text: &str, input: &Input<'_>) -> Captures {
+        let mut caps = self.regex.create_captures();
+        let Some(host) = &self.host else {
+            self.regex.search_captures(input, &mut caps);
+            return caps;
+        };
+        if let Some(found) = self.regex.search(input) {
+            if !host.captures(text, found.start(), found.end(), &mut caps) {
+                let span = input.clone().span(found.range()).anchored(Anchored::Yes);
+                self.regex.search_captures(&span, &mut caps);
+            }
+        }
+        caps
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -577,13 +613,11 @@ impl Parts {
                 .iter()
                 .map(|(range, groups)| {
                     let part = Expr::Concat(items[range.clone()].to_vec());
-                    let regex = ascii::is_plain(&part)
-                        .then(|| ascii::build_plain(&ascii::render(&part)))
-                        .flatten()?;
-                    Some(Part {
-                        regex,
-                        groups: *groups,
-                    })
+                    ascii::is_plain(&part)
+                        .then(|| {
+                            Part::new(&ascii::render(&part), *groups, Some(&items[range.clone()]))
+                        })
+                        .flatten()
                 })
                 .collect::<Option<Vec<_>>>()
         };
@@ -672,12 +706,13 @@ impl Parts {
         let joined = self.joined.as_ref()?;
         let parts = joined.parts.get_or_init(|| {
             let mut parts = self.parts[..self.parts.len() - 2].to_vec();
-            parts.push(Part {
-                regex: ascii::build_plain(&joined.pattern)?,
-                groups: PartGroups::Captures {
+            parts.push(Part::new(
+                &joined.pattern,
+                PartGroups::Captures {
                     offset: joined.offset,
                 },
-            });
+                None,
+            )?);
             Some(parts)
         });
         parts.as_deref()
@@ -689,8 +724,7 @@ impl Parts {
         let mut input = Input::new(text);
         for (i, part) in parts.iter().enumerate() {
             let found = if let PartGroups::Captures { .. } = part.groups {
-                let mut caps = part.regex.create_captures();
-                part.regex.search_captures(&input, &mut caps);
+                let caps = part.search_captures(text, &input);
                 let found = caps.get_match();
                 captures = Some(caps);
                 found
@@ -818,8 +852,16 @@ impl LiteralHead {
         if !literal.is_ascii() || !ascii::is_plain(&rest) {
             return None;
         }
+        let host = match &rest {
+            Expr::Concat(items) => HostPart::new(items),
+            _ => None,
+        };
         let rest = ascii::build_plain(&ascii::render(&rest))?;
-        (rest.captures_len() == groups).then_some(LiteralHead { literal, rest })
+        (rest.captures_len() == groups).then_some(LiteralHead {
+            literal,
+            rest,
+            host,
+        })
     }
 
     /// The whole regex's match on ASCII `text` (it can only start at 0).
@@ -831,7 +873,18 @@ impl LiteralHead {
             .range(self.literal.len()..)
             .anchored(Anchored::Yes);
         let mut slots = vec![None; self.rest.group_info().slot_len()];
-        self.rest.search_slots(&input, &mut slots)?;
+        match &self.host {
+            Some(host) => {
+                let found = self.rest.search(&input)?;
+                if !host.slots(text, found.start(), found.end(), &mut slots) {
+                    let span = input.clone().span(found.range()).anchored(Anchored::Yes);
+                    self.rest.search_slots(&span, &mut slots)?;
+                }
+            }
+            None => {
+                self.rest.search_slots(&input, &mut slots)?;
+            }
+        }
         // The rest's match starts after the literal; the whole regex's at 0.
         let span = |group: usize| match (slots.get(2 * group)?, slots.get(2 * group + 1)?) {
             (Some(_), Some(e)) if group == 0 => Some((0, e.get())),
