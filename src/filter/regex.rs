@@ -1642,6 +1642,27 @@ mod tests {
     }
 
     #[test]
+    fn host_parts_skip_the_backtracker() {
+        // Kerio's shape: a literal head, then `<HOST>`, text and `$`.
+        let head = single(r"^ Login from <HOST> failed: IP address not allowed$");
+        let line = " Login from 192.0.2.1 failed: IP address not allowed\n";
+        let found = head.search(line);
+        assert_eq!(found.as_ref().and_then(|m| m.get("ip4")), Some("192.0.2.1"));
+        let literal_head = head.literal_head.get().and_then(Option::as_ref);
+        assert!(literal_head.is_some_and(|l| l.host.is_some()));
+        // Postfix's shape: `<HOST>` and `]` as the middle part.
+        let parts = single(r"^[A-Z]{4,} from [^[]*\[<HOST>\]: 554");
+        let line = "RCPT from unknown[2001:db8::7]: 554\n";
+        let found = parts.search(line);
+        assert_eq!(
+            found.as_ref().and_then(|m| m.get("ip6")),
+            Some("2001:db8::7")
+        );
+        let middle = parts.parts.get().and_then(Option::as_ref);
+        assert!(middle.is_some_and(|p| p.parts.iter().any(|part| part.host.is_some())));
+    }
+
+    #[test]
     fn parts_keep_failregex_results() {
         let cases = [
             r"^[A-Z]{4,} from [^[]*\[<HOST>\](?::\d+)?: [45][50][04] [45]\.\d\.\d+ (?:(?:<[^>]*>)?: )?(?:Relay access denied|[Uu](?:ser unknown|ndeliverable address))\b",
