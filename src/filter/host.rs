@@ -15,10 +15,9 @@ use std::sync::OnceLock;
 
 use fancy_regex::{Assertion, Expr};
 use regex_automata::dfa::{dense, Automaton, StartKind};
-use regex_automata::util::captures::Captures;
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::util::syntax;
-use regex_automata::{Anchored, Input, PatternID};
+use regex_automata::{meta, Anchored, Input, PatternID};
 
 use super::ascii;
 use super::regex::{resolve_tags, translate, Anchors};
@@ -100,17 +99,8 @@ impl HostPart {
         })
     }
 
-    /// Fills `caps` (made by the part's regex) with the groups of the part's match
-    /// `start..end` in `text`; false when the backtracker must decide.
-    pub fn captures(&self, text: &str, start: usize, end: usize, caps: &mut Captures) -> bool {
-        let found = self.slots(text, start, end, caps.slots_mut());
-        if found {
-            caps.set_pattern(Some(PatternID::ZERO));
-        }
-        found
-    }
-
-    /// `captures` into the part regex's `slots`.
+    /// Fills `slots` (the part regex's) with the groups of the part's match `start..end` in
+    /// `text`; false when the backtracker must decide.
     pub fn slots(
         &self,
         text: &str,
@@ -179,6 +169,26 @@ impl HostPart {
     }
 }
 
+/// The slots of `regex`'s match in `input` (None: no match): from `host` when it decides,
+/// else from the regex's capture search over the match the DFA found.
+pub fn search_slots(
+    regex: &meta::Regex,
+    host: Option<&HostPart>,
+    text: &str,
+    input: &Input<'_>,
+    slots: &mut [Option<NonMaxUsize>],
+) -> Option<PatternID> {
+    let Some(host) = host else {
+        return regex.search_slots(input, slots);
+    };
+    let found = regex.search(input)?;
+    if host.slots(text, found.start(), found.end(), slots) {
+        return Some(PatternID::ZERO);
+    }
+    let span = input.clone().span(found.range()).anchored(Anchored::Yes);
+    regex.search_slots(&span, slots)
+}
+
 /// `::f{4,6}:` at `at`: with a run of `n` f's, `f{4,6}` can be followed by `:` only when
 /// it takes them all.
 fn ffff_prefix(text: &[u8], at: usize) -> Option<usize> {
@@ -235,7 +245,7 @@ fn dns(text: &[u8], at: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use regex_automata::meta;
+    use regex_automata::util::captures::Captures;
 
     /// The items and the regex of the part after the head `A` of the failregex `A` + `py`
     /// (as `LiteralHead` cuts one).
@@ -312,7 +322,8 @@ mod tests {
                         continue;
                     };
                     let mut got = regex.create_captures();
-                    if host.captures(&text, found.start(), found.end(), &mut got) {
+                    if host.slots(&text, found.start(), found.end(), got.slots_mut()) {
+                        got.set_pattern(Some(PatternID::ZERO));
                         let spans =
                             |c: &Captures| (0..4).map(|g| c.get_group(g)).collect::<Vec<_>>();
                         assert_eq!(spans(&got), spans(&want), "{usedns} {suffix:?}: {text:?}");

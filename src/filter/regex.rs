@@ -12,7 +12,7 @@ use regex_automata::{meta, Anchored, Input};
 use super::ascii::{self, AsciiFirst};
 use super::data::{GroupName, GroupValue, Groups};
 use super::expand::Expanded;
-use super::host::HostPart;
+use super::host::{self, HostPart};
 
 /// Backtracking steps allowed per search; crafted lines hit this instead of hanging.
 const BACKTRACK_LIMIT: usize = 200_000;
@@ -522,16 +522,14 @@ impl Part {
     /// The part's match in `input` with its captures.
     fn search_captures(&self, text: &str, input: &Input<'_>) -> Captures {
         let mut caps = self.regex.create_captures();
-        let Some(host) = &self.host else {
-            self.regex.search_captures(input, &mut caps);
-            return caps;
-        };
-        if let Some(found) = self.regex.search(input) {
-            if !host.captures(text, found.start(), found.end(), &mut caps) {
-                let span = input.clone().span(found.range()).anchored(Anchored::Yes);
-                self.regex.search_captures(&span, &mut caps);
-            }
-        }
+        let found = host::search_slots(
+            &self.regex,
+            self.host.as_ref(),
+            text,
+            input,
+            caps.slots_mut(),
+        );
+        caps.set_pattern(found);
         caps
     }
 }
@@ -873,18 +871,7 @@ impl LiteralHead {
             .range(self.literal.len()..)
             .anchored(Anchored::Yes);
         let mut slots = vec![None; self.rest.group_info().slot_len()];
-        match &self.host {
-            Some(host) => {
-                let found = self.rest.search(&input)?;
-                if !host.slots(text, found.start(), found.end(), &mut slots) {
-                    let span = input.clone().span(found.range()).anchored(Anchored::Yes);
-                    self.rest.search_slots(&span, &mut slots)?;
-                }
-            }
-            None => {
-                self.rest.search_slots(&input, &mut slots)?;
-            }
-        }
+        host::search_slots(&self.rest, self.host.as_ref(), text, &input, &mut slots)?;
         // The rest's match starts after the literal; the whole regex's at 0.
         let span = |group: usize| match (slots.get(2 * group)?, slots.get(2 * group + 1)?) {
             (Some(_), Some(e)) if group == 0 => Some((0, e.get())),
