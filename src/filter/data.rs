@@ -92,6 +92,13 @@ impl SharedStr {
     }
 }
 
+impl SharedStr {
+    /// `self[start..end]`, sharing the same string (char boundaries within the slice).
+    pub fn sub(&self, start: usize, end: usize) -> SharedStr {
+        SharedStr::slice(&self.all, self.start + start, self.start + end)
+    }
+}
+
 impl From<&str> for SharedStr {
     fn from(text: &str) -> SharedStr {
         SharedStr {
@@ -117,6 +124,24 @@ impl std::ops::Deref for SharedStr {
     }
 }
 
+/// The text a filter's regexes search: built for the line, or the one the results computed
+/// ahead were for, shared instead of built again.
+pub enum SearchText {
+    Built(String),
+    Shared(SharedStr),
+}
+
+impl std::ops::Deref for SearchText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            SearchText::Built(text) => text,
+            SearchText::Shared(text) => text,
+        }
+    }
+}
+
 /// Buffer string: searchable texts joined by `\n`, plus a trailing `\n`.
 pub fn join_buffer(lines: &[TupleLine]) -> String {
     let size: usize = lines
@@ -133,6 +158,15 @@ pub fn join_buffer(lines: &[TupleLine]) -> String {
     }
     out.push('\n');
     out
+}
+
+/// Whether `buffer` is the buffer of the single line cut into `pre` and `post`:
+/// `pre + post + "\n"`.
+pub fn is_buffer_of(buffer: &str, pre: &str, post: &str) -> bool {
+    buffer.len() == pre.len() + post.len() + 1
+        && buffer.starts_with(pre)
+        && buffer[pre.len()..].starts_with(post)
+        && buffer.ends_with('\n')
 }
 
 /// The buffer of a single line: its text and the trailing `\n`.

@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::addr::FailureId;
 use crate::config::{Command, Value};
 use crate::date::{DateDetector, LocalZone};
+use data::SearchText;
 pub use data::{FailData, SharedStr, TupleLine};
 use data::{GroupValue, Groups};
 use prefilter::{Candidates, Prefilter};
@@ -327,22 +328,25 @@ pub struct Prematch {
     /// None: not searched; `Some(None)`: searched, no match.
     prefregex: Option<Option<MatchSpans>>,
     /// The text the failregexes search when it is not the buffer (the prefregex content).
-    content: Option<String>,
+    content: Option<SharedStr>,
     fails: Vec<(usize, Option<MatchSpans>)>,
 }
 
 impl Matcher {
     /// The prefregex content as the failregexes see it (`content\n`), from the prefregex
     /// match `m` of `buffer`.
-    fn content_text(pref: &FilterRegex, buffer: &str, m: &MatchSpans) -> Option<String> {
-        let combined;
-        let content = if pref.has_alt_tuple() {
-            combined = data::combine_alt_tuple(pref.to_match(buffer, m).groups);
-            data::get_group(&combined, "content")
-        } else {
-            pref.group(buffer, m, "content")
-        };
-        content.filter(|c| !c.is_empty()).map(data::buffer_of)
+    fn content_text(pref: &FilterRegex, buffer: &SharedStr, m: &MatchSpans) -> Option<SharedStr> {
+        if pref.has_alt_tuple() {
+            let combined = data::combine_alt_tuple(pref.to_match(buffer, m).groups);
+            let content = data::get_group(&combined, "content").filter(|c| !c.is_empty())?;
+            return Some(data::buffer_of(content).as_str().into());
+        }
+        let (start, end) = pref.group_span(m, "content").filter(|(s, e)| s < e)?;
+        // The content usually ends the line: its buffer is then the end of the line's own.
+        if buffer.get(end..) == Some("\n") {
+            return Some(buffer.sub(start, end + 1));
+        }
+        Some(data::buffer_of(&buffer[start..end]).as_str().into())
     }
 
     /// Search ahead what `find_failure` will search for the single-line `buffer`
@@ -692,13 +696,10 @@ impl Filter {
         let Some(pf) = self.matcher.prefilter.as_ref() else {
             return false;
         };
-        let is_buffer = |b: &str| {
-            b.len() == pre.len() + post.len() + 1
-                && b.starts_with(pre)
-                && b[pre.len()..].starts_with(post)
-                && b.ends_with('\n')
-        };
-        let memo = self.prematch.as_ref().filter(|m| is_buffer(&m.buffer));
+        let memo = self
+            .prematch
+            .as_ref()
+            .filter(|m| data::is_buffer_of(&m.buffer, pre, post));
         let buffer = &mut self.miss_buffer;
         let fill = |buffer: &mut String| {
             buffer.clear();
@@ -826,8 +827,13 @@ impl Filter {
             self.buffer.push(tuple);
         }
         let check_all = self.mode.check_all_regex;
-        let mut buf: Option<String> = Some(data::join_buffer(&self.buffer));
         let mut memo = self.prematch.take().filter(|_| !multiline);
+        let mut buf = Some(match (&memo, self.buffer.as_slice()) {
+            (Some(m), [line]) if data::is_buffer_of(&m.buffer, line.pre(), line.post()) => {
+                SearchText::Shared(m.buffer.clone())
+            }
+            _ => SearchText::Built(data::join_buffer(&self.buffer)),
+        });
 
         let mut candidates = None;
         let mut may_be_ignored = true;
@@ -894,9 +900,14 @@ impl Filter {
                 let groups = pref.groups_except(text, &spans, Some("content"));
                 (groups, pref.group(text, &spans, "content"))
             };
-            let content = content
-                .filter(|c| !c.is_empty())
-                .map(|c| (data::buffer_of(c), TupleLine::plain(c)));
+            let content = content.filter(|c| !c.is_empty()).map(|c| {
+                let ahead = memo.as_ref().and_then(|m| m.content.as_ref());
+                let text = match ahead.filter(|ahead| data::is_buffer_of(ahead, c, "")) {
+                    Some(ahead) => SearchText::Shared(ahead.clone()),
+                    None => SearchText::Built(data::buffer_of(c)),
+                };
+                (text, TupleLine::plain(c))
+            });
             result.prefregex_groups = Some(match self.prefregex_detail {
                 PrefregexDetail::Groups => groups.clone(),
                 PrefregexDetail::Hit | PrefregexDetail::Nothing => Vec::new(),
@@ -922,7 +933,7 @@ impl Filter {
             }
             let text = match buf.take() {
                 Some(b) => b,
-                None => data::join_buffer(&self.buffer),
+                None => SearchText::Built(data::join_buffer(&self.buffer)),
             };
             let regex = &self.matcher.failregex[index];
             let found = match memo.as_mut().and_then(|m| m.failregex_for(index, &text)) {
@@ -940,7 +951,7 @@ impl Filter {
                 let joined;
                 let check_text = if multiline {
                     joined = data::join_buffer(&matched);
-                    &joined
+                    joined.as_str()
                 } else {
                     &text
                 };
@@ -1075,17 +1086,18 @@ impl Filter {
         index: usize,
     ) -> Result<Option<Vec<FailureId>>, String> {
         let raw_mode = self.options.usedns == "raw" || self.mode.return_raw_host;
-        let fid = data.get("fid").map(str::to_string);
+        // Group values: most fit inline, as the groups' own do.
+        let fid = data.get("fid").map(GroupValue::from);
         let prefix = data
             .get("cidr")
             .filter(|c| !c.is_empty())
             .and_then(|c| c.parse::<u8>().ok());
         let (host, raw) = if let Some(ip4) = data.get("ip4") {
-            (Some(ip4.to_string()), true)
+            (Some(GroupValue::from(ip4)), true)
         } else if let Some(ip6) = data.get("ip6") {
-            (Some(ip6.to_string()), true)
+            (Some(GroupValue::from(ip6)), true)
         } else if let Some(dns) = data.get("dns") {
-            (Some(dns.to_string()), raw_mode)
+            (Some(GroupValue::from(dns)), raw_mode)
         } else {
             if fid.is_none() && data.get("mlfid").is_none() {
                 return Err(format!(
@@ -1102,7 +1114,7 @@ impl Filter {
             let address = if data.get("ip4").is_some() || data.get("ip6").is_some() {
                 FailureId::from_host(&host, prefix)
             } else if raw_mode {
-                FailureId::Raw(host.clone())
+                FailureId::Raw(host.to_string())
             } else {
                 FailureId::parse(&host)
             };
@@ -1110,7 +1122,7 @@ impl Filter {
                 Some(f) if f != host => {
                     data.set("ip", Some(compact_str::format_compact!("{address}")));
                     let id = if raw_mode {
-                        FailureId::Raw(f)
+                        FailureId::Raw(f.into())
                     } else {
                         FailureId::parse(&f)
                     };

@@ -1164,9 +1164,14 @@ impl FilterRegex {
 
     /// The text of group `name` in the match `spans` of `text`, None when it did not take part.
     pub fn group<'t>(&self, text: &'t str, spans: &MatchSpans, name: &str) -> Option<&'t str> {
-        let at = self.names.iter().position(|(_, n)| **n == *name)?;
-        let (start, end) = spans.groups.get(at).copied().flatten()?;
+        let (start, end) = self.group_span(spans, name)?;
         Some(&text[start..end])
+    }
+
+    /// Where group `name` is in the match `spans`, None when it did not take part.
+    pub fn group_span(&self, spans: &MatchSpans, name: &str) -> Option<(usize, usize)> {
+        let at = self.names.iter().position(|(_, n)| **n == *name)?;
+        spans.groups.get(at).copied().flatten()
     }
 
     /// `search`, without making the group strings.
