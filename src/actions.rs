@@ -1158,6 +1158,18 @@ impl ActionRunner {
         }
     }
 
+    /// Whether a command of an action may read a banned ticket's matched lines: a tag
+    /// ending in `matches` (`<matches>`, `<ipmatches>`...), or a value that is just the
+    /// name, from which a tag could be built (`<<name>>`).
+    pub fn uses_matches(&self) -> bool {
+        self.actions.iter().any(|action| {
+            action
+                .properties
+                .values()
+                .any(|v| v.contains("matches>") || v.trim() == "matches")
+        })
+    }
+
     /// Tag values of a ticket in this jail (adds `<jail.name>`).
     pub fn tag_values(&self, ticket: &Ticket) -> TagValues {
         let mut values = TagValues::from_ticket(ticket, self.jail_ban_time);
@@ -1409,6 +1421,31 @@ mod tests {
         let written = std::fs::read_to_string(&file).expect("action output");
         let _ = std::fs::remove_file(&file);
         assert_eq!(written, "one 192.0.2.1\none 192.0.2.2\ntwo 192.0.2.3\n");
+    }
+
+    #[test]
+    fn actions_that_read_matches_are_told_apart() {
+        let runner = |pairs: &[(&str, &str)]| {
+            ActionRunner::new("j", 600, vec![CommandAction::new("a", props(pairs))])
+        };
+        let plain = [
+            ("actionban", "iptables -I f2b-j 1 -s <ip> -j DROP"),
+            ("actionunban", "iptables -D f2b-j -s <ip> -j DROP"),
+        ];
+        assert!(!runner(&plain).uses_matches());
+        assert!(runner(&[("actionunban", "mail -s <ip> root <<< '<matches>'")]).uses_matches());
+        // Through another property, or one of the tags read from the database.
+        assert!(runner(&[("actionban", "echo <lines>"), ("lines", "<matches>")]).uses_matches());
+        assert!(runner(&[("actionban", "echo <ipjailmatches>")]).uses_matches());
+        assert!(runner(&[("actionban", "echo <<what>>"), ("what", "matches")]).uses_matches());
+        // A path is not a tag.
+        assert!(!runner(&[("actionban", "echo <ip> >> /tmp/matches.log")]).uses_matches());
+        let mut two = runner(&plain);
+        two.actions.push(CommandAction::new(
+            "b",
+            props(&[("actionban", "<matches>")]),
+        ));
+        assert!(two.uses_matches());
     }
 
     #[test]

@@ -839,6 +839,7 @@ impl Engine {
                 jail.fails.max_matches = max_matches;
                 jail.bans = previous.bans;
                 jail.bans.set_jail_ban_time(jail.ban_time);
+                self.keep_matches_for(&mut jail, now);
                 jail.in_operation = previous.in_operation;
                 for source in &mut jail.sources {
                     if let Some(prev) = previous.sources.iter().find(|s| s.path == source.path) {
@@ -886,6 +887,31 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// A kept jail's bans keep their matched lines when its new actions read them; those
+    /// dropped under the old actions come back from the database (as many as it stored).
+    fn keep_matches_for(&mut self, jail: &mut Jail, now: f64) {
+        let keep = jail.actions.uses_matches();
+        let refill = keep && !jail.bans.keeps_matches();
+        jail.bans.set_keep_matches(keep);
+        if !refill {
+            return;
+        }
+        self.store_pending(false);
+        let Some(db) = &self.db else { return };
+        match db.active_bans(&jail.settings.name, now as i64) {
+            Ok(records) => {
+                for record in records {
+                    let matches = record.matches().iter().map(String::as_str).collect();
+                    jail.bans.set_matches(&record.id, matches);
+                }
+            }
+            Err(err) => log::error(&format!(
+                "[{}] cannot read the matches of its bans: {err}",
+                jail.settings.name
+            )),
+        }
     }
 
     /// A control command (fail2ban-client words). Values are fail2ban's return values as JSON.
@@ -1258,6 +1284,9 @@ fn build_jail(conf: &Path, settings: JailSettings) -> anyhow::Result<Jail> {
         })
         .collect();
     let success = success_watch(conf, &settings)?;
+    let actions = ActionRunner::new(&name, ban_time, actions);
+    let mut bans = BanManager::new(ban_time);
+    bans.set_keep_matches(actions.uses_matches());
     Ok(Jail {
         filter,
         sources,
@@ -1267,8 +1296,8 @@ fn build_jail(conf: &Path, settings: JailSettings) -> anyhow::Result<Jail> {
             find_time as i64,
             usize::try_from(settings.maxmatches.max(0)).unwrap_or(0),
         ),
-        bans: BanManager::new(ban_time),
-        actions: ActionRunner::new(&name, ban_time, actions),
+        bans,
+        actions,
         find_time,
         ban_time,
         increment,

@@ -175,3 +175,64 @@ fn the_daemon_keeps_no_report() {
         "{report:?}"
     );
 }
+
+/// Bans drop their matched lines unless an action reads them (`<matches>`); a reload that
+/// makes an action read them gets them back from the database for the bans already made.
+#[test]
+fn bans_keep_matches_for_the_actions_that_read_them() {
+    let (dir, tree, log, record) = app_setup("ban-matches", "1h");
+    let lines = |text: &str| text.matches("login failed from 192.0.2.8").count();
+    let start = |tree: &Path| {
+        let loaded = ironban::config::load(tree).expect("configuration loads");
+        ironban::engine::Engine::start(tree, &loaded.stream, ironban::engine::Mode::Daemon)
+            .expect("engine starts")
+    };
+    let unban = |engine: &mut ironban::engine::Engine, ip: &str| {
+        let words = ["set", "app", "unbanip", ip].map(String::from);
+        engine.command(&words).expect("unban");
+    };
+    let reading = |name: &str, file: &Path| {
+        std::fs::write(
+            tree.join(format!("action.d/{name}.conf")),
+            format!(
+                "[Definition]\nactionunban = printf -- '-%%s %%s\\n' \"<ip>\" \"<matches>\" >> '{}'\n",
+                file.display()
+            ),
+        )
+        .unwrap();
+    };
+
+    // Read from the start: kept.
+    let kept = dir.path().join("kept");
+    reading("withlines", &kept);
+    let jail = std::fs::read_to_string(tree.join("jail.local")).unwrap();
+    std::fs::write(
+        tree.join("jail.local"),
+        jail.replace("action = record", "action = withlines"),
+    )
+    .unwrap();
+    fail(&log, "192.0.2.8", 3);
+    let mut engine = start(&tree);
+    engine.process_logs();
+    unban(&mut engine, "192.0.2.8");
+    assert_eq!(lines(&std::fs::read_to_string(&kept).unwrap()), 3);
+    engine.stop();
+
+    // Not read: dropped; a reload adding an action that reads them brings them back.
+    std::fs::write(tree.join("jail.local"), &jail).unwrap();
+    fail(&log, "192.0.2.8", 3);
+    let mut engine = start(&tree);
+    engine.process_logs();
+    assert!(std::fs::read_to_string(&record)
+        .unwrap()
+        .contains("+192.0.2.8"));
+    // The same action, now reading them: back from the database.
+    reading("record", &record);
+    let loaded = ironban::config::load(&tree).expect("configuration loads");
+    engine.reload(&loaded.stream, &[]).expect("reload");
+    unban(&mut engine, "192.0.2.8");
+    let written = std::fs::read_to_string(&record).unwrap();
+    assert!(written.starts_with("+192.0.2.8\n-192.0.2.8 "), "{written}");
+    assert_eq!(lines(&written), 3);
+    engine.stop();
+}
