@@ -839,7 +839,6 @@ impl Engine {
                 jail.fails.max_matches = max_matches;
                 jail.bans = previous.bans;
                 jail.bans.set_jail_ban_time(jail.ban_time);
-                self.keep_matches_for(&mut jail, now);
                 jail.in_operation = previous.in_operation;
                 for source in &mut jail.sources {
                     if let Some(prev) = previous.sources.iter().find(|s| s.path == source.path) {
@@ -872,6 +871,8 @@ impl Engine {
                 if !previous_actions.actions.is_empty() {
                     let _ = previous_actions.stop(&tickets);
                 }
+                // After the removed actions unbanned with the matches they may read.
+                self.keep_matches_for(&mut jail, now);
                 self.jails.push(jail);
             } else {
                 self.jails.push(jail);
@@ -1207,10 +1208,11 @@ fn build_jails(conf: &Path, wanted: Vec<JailSettings>) -> anyhow::Result<Vec<Jai
         .collect()
 }
 
-/// After a configuration is read and its jails built: the option-syntax regexes go until
-/// the next read, and the building's garbage goes back to the system.
+/// After a configuration is read and its jails built: the option-syntax and date-pattern
+/// regexes go until the next read, and the building's garbage goes back to the system.
 fn release_load_memory() {
     crate::config::tags::release_regexes();
+    crate::date::release_regexes();
     release_free_memory();
 }
 
