@@ -16,6 +16,7 @@ use chrono::Datelike;
 use fancy_regex::{Captures, RegexInput};
 
 use convert::{Context, Converted};
+pub use template::release_regexes;
 use template::{Kind, Template};
 pub use zone::LocalZone;
 

@@ -2,7 +2,7 @@
 //! fail2ban's `DateTemplate.setRegex`, `DatePatternRegex`, `DateEpoch` and `DateTai64n` do.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex, OnceLock};
+use std::sync::{LazyLock, Mutex, OnceLock, PoisonError};
 
 use std::sync::Arc;
 
@@ -142,23 +142,50 @@ fn re(pattern: &str) -> Regex {
     Regex::new(pattern).unwrap_or_else(|e| panic!("helper regex {pattern:?}: {e}"))
 }
 
-static RE_GROUPED: LazyLock<Regex> = LazyLock::new(|| re(r"(?<!(?:\(\?))(?<!\\)\((?!\?)"));
-static RE_GROUP: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^((?:\(\?\w+\))?\^?(?:\(\?\w+\))?)(.*?)(\$?)$"));
-static RE_GLOBALFLAGS: LazyLock<Regex> = LazyLock::new(|| re(r"((?:^|(?!<\\))\(\?[a-z]+\))"));
-static RE_EXLINE_NO_BOUNDS: LazyLock<Regex> = LazyLock::new(|| re(r"^\{UNB\}"));
-static RE_EXLINE_BOUND_BEG: LazyLock<Regex> = LazyLock::new(|| re(r"^\{\^LN-BEG\}"));
-static RE_EXSANC_BOUND_BEG: LazyLock<Regex> = LazyLock::new(|| re(r"^\((?:\?:)?\^\|\\b\|\\W\)"));
-static RE_EXEANC_BOUND_BEG: LazyLock<Regex> = LazyLock::new(|| re(r"\(\?=\\b\|\\W\|\$\)$"));
-static RE_NO_WRD_BOUND_BEG: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^\(*(?:\(\?\w+\))?(?:\^|\(*\*\*|\((?:\?:)?\^)"));
-static RE_NO_WRD_BOUND_END: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?<!\\)(?:\$\)?|\\b|\\s|\*\*\)*)$"));
-static RE_DEL_WRD_BOUNDS: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^\(*(?:\(\?\w+\))?\(*\*\*|(?<!\\)\*\*\)*$"));
-static RE_LINE_BOUND_BEG: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^(?!\|))"));
-static RE_LINE_BOUND_END: LazyLock<Regex> = LazyLock::new(|| re(r"(?<![\\\|])(?:\$\)?)$"));
+/// The regexes fail2ban's `DateTemplate` rewrites patterns with: needed while templates
+/// are built, dropped once a configuration's jails are (see [`release_regexes`]).
+struct Syntax {
+    grouped: Regex,
+    group: Regex,
+    global_flags: Regex,
+    exline_no_bounds: Regex,
+    exline_bound_beg: Regex,
+    exsanc_bound_beg: Regex,
+    exeanc_bound_beg: Regex,
+    no_wrd_bound_beg: Regex,
+    no_wrd_bound_end: Regex,
+    del_wrd_bounds: Regex,
+    line_bound_beg: Regex,
+    line_bound_end: Regex,
+}
+
+static SYNTAX: Mutex<Option<Arc<Syntax>>> = Mutex::new(None);
+
+fn syntax() -> Arc<Syntax> {
+    let mut slot = SYNTAX.lock().unwrap_or_else(PoisonError::into_inner);
+    Arc::clone(slot.get_or_insert_with(|| {
+        Arc::new(Syntax {
+            grouped: re(r"(?<!(?:\(\?))(?<!\\)\((?!\?)"),
+            group: re(r"^((?:\(\?\w+\))?\^?(?:\(\?\w+\))?)(.*?)(\$?)$"),
+            global_flags: re(r"((?:^|(?!<\\))\(\?[a-z]+\))"),
+            exline_no_bounds: re(r"^\{UNB\}"),
+            exline_bound_beg: re(r"^\{\^LN-BEG\}"),
+            exsanc_bound_beg: re(r"^\((?:\?:)?\^\|\\b\|\\W\)"),
+            exeanc_bound_beg: re(r"\(\?=\\b\|\\W\|\$\)$"),
+            no_wrd_bound_beg: re(r"^\(*(?:\(\?\w+\))?(?:\^|\(*\*\*|\((?:\?:)?\^)"),
+            no_wrd_bound_end: re(r"(?<!\\)(?:\$\)?|\\b|\\s|\*\*\)*)$"),
+            del_wrd_bounds: re(r"^\(*(?:\(\?\w+\))?\(*\*\*|(?<!\\)\*\*\)*$"),
+            line_bound_beg: re(r"^(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^(?!\|))"),
+            line_bound_end: re(r"(?<![\\\|])(?:\$\)?)$"),
+        })
+    }))
+}
+
+/// Drops the pattern-rewriting regexes until templates are built again.
+pub fn release_regexes() {
+    *SYNTAX.lock().unwrap_or_else(PoisonError::into_inner) = None;
+}
+
 static RE_EPOCH_PATTERN: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)(?<!\\)\{L?EPOCH\}"));
 pub(crate) static RE_DATE_PREMATCH: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)(?<!\\)\{DATE\}"));
 
@@ -181,10 +208,13 @@ fn replace_all(regex: &Regex, text: &str, limit: usize, f: impl Fn(&str) -> Stri
 
 /// Remove fail2ban's boundary markers from a pattern (`DateTemplate.unboundPattern`).
 pub(crate) fn unbound_pattern(pattern: &str) -> String {
-    let p = replace_all(&RE_EXLINE_NO_BOUNDS, pattern, usize::MAX, |_| String::new());
-    let p = replace_all(&RE_EXLINE_BOUND_BEG, &p, usize::MAX, |_| String::new());
-    let p = replace_all(&RE_EXSANC_BOUND_BEG, &p, usize::MAX, |_| String::new());
-    replace_all(&RE_EXEANC_BOUND_BEG, &p, usize::MAX, |_| String::new())
+    let syntax = syntax();
+    let p = replace_all(&syntax.exline_no_bounds, pattern, usize::MAX, |_| {
+        String::new()
+    });
+    let p = replace_all(&syntax.exline_bound_beg, &p, usize::MAX, |_| String::new());
+    let p = replace_all(&syntax.exsanc_bound_beg, &p, usize::MAX, |_| String::new());
+    replace_all(&syntax.exeanc_bound_beg, &p, usize::MAX, |_| String::new())
 }
 
 /// Result of `DateTemplate.setRegex`: final regex text, flags and (possibly prefixed) name.
@@ -197,17 +227,18 @@ struct Built {
 fn set_regex(regex: &str, begin: Begin, word_end: bool, name: &str) -> Built {
     let mut regex = regex.trim().to_string();
     let mut name = name.to_string();
-    let global_flags = match RE_GLOBALFLAGS.find(&regex) {
+    let syntax = syntax();
+    let global_flags = match syntax.global_flags.find(&regex) {
         Ok(Some(m)) => Some(m.as_str().to_string()),
         _ => None,
     };
     if global_flags.is_some() {
-        regex = replace_all(&RE_GLOBALFLAGS, &regex, 1, |_| String::new());
+        regex = replace_all(&syntax.global_flags, &regex, 1, |_| String::new());
     }
-    let bound_begin = begin != Begin::None && !found(&RE_NO_WRD_BOUND_BEG, &regex);
-    let bound_end = word_end && !found(&RE_NO_WRD_BOUND_END, &regex);
-    if !found(&RE_GROUPED, &regex) {
-        if let Ok(Some(c)) = RE_GROUP.captures(&regex) {
+    let bound_begin = begin != Begin::None && !found(&syntax.no_wrd_bound_beg, &regex);
+    let bound_end = word_end && !found(&syntax.no_wrd_bound_end, &regex);
+    if !found(&syntax.grouped, &regex) {
+        if let Ok(Some(c)) = syntax.group.captures(&regex) {
             let part = |i| c.get(i).map_or("", |m| m.as_str());
             regex = format!("{}({}){}", part(1), part(2), part(3));
         }
@@ -229,13 +260,13 @@ fn set_regex(regex: &str, begin: Begin, word_end: bool, name: &str) -> Built {
         flags |= WORD_END;
         regex.push_str(r"(?=\b|\W|$)");
     }
-    if flags & LINE_BEGIN == 0 && found(&RE_LINE_BOUND_BEG, &regex) {
+    if flags & LINE_BEGIN == 0 && found(&syntax.line_bound_beg, &regex) {
         flags |= LINE_BEGIN;
     }
-    if found(&RE_LINE_BOUND_END, &regex) {
+    if found(&syntax.line_bound_end, &regex) {
         flags |= LINE_END;
     }
-    regex = replace_all(&RE_DEL_WRD_BOUNDS, &regex, usize::MAX, |m| {
+    regex = replace_all(&syntax.del_wrd_bounds, &regex, usize::MAX, |m| {
         m.replace("**", "")
     });
     if let Some(gf) = global_flags {
@@ -650,7 +681,7 @@ fn epoch_template(
             format!("({value_re})")
         });
         // Cut = the pattern's own first group, or the whole pattern; value = group 2.
-        let regex = if found(&RE_GROUPED, pattern) {
+        let regex = if found(&syntax().grouped, pattern) {
             inner
         } else {
             format!("({inner})")
