@@ -7,8 +7,8 @@ pub mod expand;
 pub mod host;
 pub mod prefilter;
 pub mod regex;
+mod sessions;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,12 +20,10 @@ pub use data::{FailData, SharedStr, TupleLine};
 use data::{GroupValue, Groups};
 use prefilter::{Candidates, Prefilter};
 use regex::{Anchors, FilterRegex, MatchSpans, RegexError, RegexMatch};
+use sessions::Sessions;
 
 /// Lines longer than this are cut (at a character boundary) before matching.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
-/// MLFID sessions kept at most, and how long (wall clock) after insertion.
-const MLFID_CACHE_SIZE: usize = 100;
-const MLFID_CACHE_TTL: f64 = 300.0;
 
 /// Filter options as the command stream sets them.
 #[derive(Debug, Clone, PartialEq)]
@@ -271,14 +269,6 @@ pub struct LineResult {
     pub errors: Vec<String>,
 }
 
-struct SessionEntry {
-    key: String,
-    /// `key_hash(key)`: most entries are told apart without comparing keys.
-    hash: u64,
-    inserted: f64,
-    data: FailData,
-}
-
 /// A compiled filter with its state (line buffer, MLFID sessions, last date).
 pub struct Filter {
     pub options: FilterOptions,
@@ -288,8 +278,7 @@ pub struct Filter {
     /// Results computed ahead for the line being processed.
     prematch: Option<Prematch>,
     buffer: Vec<TupleLine>,
-    /// Oldest first: evictions pop the front (a full cache evicts on every insert).
-    sessions: VecDeque<SessionEntry>,
+    sessions: Sessions,
     last_date: Option<f64>,
     last_date_text: String,
     /// `pre + post + "\n"` of the line `plain_miss` looks at, reused from line to line.
@@ -537,7 +526,7 @@ impl Filter {
             }),
             prematch: None,
             buffer: Vec::new(),
-            sessions: VecDeque::new(),
+            sessions: Sessions::default(),
             last_date: None,
             last_date_text: String::new(),
             miss_buffer: String::new(),
@@ -1038,8 +1027,8 @@ impl Filter {
                     // Pending MLFID session: remember it so the next merge keeps the matches.
                     fail_data.mlfpending = true;
                     if let Some(key) = &session_key {
-                        if let Some(pos) = self.session_index(key) {
-                            self.sessions[pos].data.mlfpending = true;
+                        if let Some(pos) = self.sessions.find(key) {
+                            self.sessions.data_mut(pos).mlfpending = true;
                         }
                     }
                     if !check_all && self.mode.ignore_pending {
@@ -1150,13 +1139,7 @@ impl Filter {
         const PREV: u8 = 4;
         const GAINED: u8 = 8;
         let wall = wall_clock();
-        // A key has one entry at most (inserted only when absent); an expired one is gone.
-        let mut position = self.session_index(key);
-        if let Some(pos) = position.filter(|&p| self.sessions[p].inserted + MLFID_CACHE_TTL <= wall)
-        {
-            self.sessions.remove(pos);
-            position = None;
-        }
+        let position = self.sessions.find_live(key, wall);
         let mut flags = 0u8;
         if fail.truthy("mlfgained") {
             flags |= GAINED | NOFAIL;
@@ -1178,7 +1161,7 @@ impl Filter {
         let mut merged = match position {
             Some(pos) => {
                 // Overwritten or removed below.
-                let mut session = std::mem::take(&mut self.sessions[pos].data);
+                let mut session = std::mem::take(self.sessions.data_mut(pos));
                 if let Some(u) = &user {
                     session
                         .users
@@ -1248,44 +1231,12 @@ impl Filter {
         if keep {
             // Nothing was removed since `position` was taken (FORGET does not keep).
             match position {
-                Some(pos) => self.sessions[pos].data = merged.clone(),
-                None => self.insert_session(key, merged.clone(), wall),
+                Some(pos) => *self.sessions.data_mut(pos) = merged.clone(),
+                None => self.sessions.insert(key, merged.clone(), wall),
             }
         }
         merged
     }
-
-    fn session_index(&self, key: &str) -> Option<usize> {
-        let hash = key_hash(key);
-        self.sessions
-            .iter()
-            .position(|e| e.hash == hash && e.key == key)
-    }
-
-    fn insert_session(&mut self, key: &str, data: FailData, wall: f64) {
-        if self.sessions.len() >= MLFID_CACHE_SIZE {
-            // Evict from the oldest end; keep evicting while the evicted entry had expired.
-            while let Some(old) = self.sessions.pop_front() {
-                if old.inserted + MLFID_CACHE_TTL > wall {
-                    break;
-                }
-            }
-        }
-        self.sessions.push_back(SessionEntry {
-            key: key.to_string(),
-            hash: key_hash(key),
-            inserted: wall,
-            data,
-        });
-    }
-}
-
-/// FNV-1a: the hash only spares most key comparisons in a short scan, so it needs to be
-/// cheap on short keys rather than resistant to crafted ones (a collision costs a compare).
-fn key_hash(key: &str) -> u64 {
-    key.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// fail2ban searches the ignoreregexes before the failregexes when there are many of the latter.
