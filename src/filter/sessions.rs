@@ -19,7 +19,8 @@ struct Entry {
 /// Sessions oldest first, as fail2ban evicts them.
 #[derive(Default)]
 pub struct Sessions {
-    /// A full cache evicts on every insert: the front pops without moving the others.
+    /// A full cache evicts on every insert: the front pops without moving the others
+    /// (the hashes below move, 400 bytes at most).
     entries: VecDeque<Entry>,
     /// `key_hash` of each entry, in the same order. Every failure line of an MLFID filter
     /// looks its session up, and comparing 4 contiguous bytes an entry, 16 entries at a
@@ -33,20 +34,16 @@ impl Sessions {
     pub fn find(&self, key: &str) -> Option<usize> {
         let hash = key_hash(key);
         let is_key = |pos: usize| self.hashes[pos] == hash && self.entries[pos].key == key;
-        let mut chunks = self.hashes.chunks_exact(16);
-        for (n, chunk) in chunks.by_ref().enumerate() {
+        let (chunks, rest) = self.hashes.as_chunks::<16>();
+        for (n, chunk) in chunks.iter().enumerate() {
             // Compares without a branch between them: a few vector instructions a chunk.
-            let Ok(chunk) = <&[u32; 16]>::try_from(chunk) else {
-                continue;
-            };
             if chunk.iter().fold(false, |any, h| any | (*h == hash)) {
                 if let Some(pos) = (n * 16..n * 16 + 16).find(|&pos| is_key(pos)) {
                     return Some(pos);
                 }
             }
         }
-        let rest = self.hashes.len() - chunks.remainder().len();
-        (rest..self.hashes.len()).find(|&pos| is_key(pos))
+        (self.hashes.len() - rest.len()..self.hashes.len()).find(|&pos| is_key(pos))
     }
 
     /// `find`, except that an entry expired at `wall` is removed and not found.
@@ -172,7 +169,11 @@ mod tests {
         cache.hashes[3] = key_hash("other");
         assert_eq!(cache.find("other"), None);
         assert_eq!(cache.find("s3"), None);
+        // An equal hash in an earlier chunk does not end the search.
+        cache.hashes[4] = key_hash("s17");
         assert_eq!(cache.find("s17"), Some(17));
+        cache.hashes[18] = key_hash("s19");
+        assert_eq!(cache.find("s19"), Some(19));
         assert_eq!(cache.entries.len(), 20);
     }
 }
