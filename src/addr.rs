@@ -121,6 +121,7 @@ impl FailureId {
                     out.push(char::from(b'0' + octet % 10));
                 }
             }
+            FailureId::Ip(IpAddr::V6(ip)) => push_ipv6(out, ip),
             FailureId::Raw(text) => out.push_str(text),
             other => {
                 let _ = write!(out, "{other}");
@@ -148,6 +149,9 @@ fn unwrap_brackets(text: &str) -> &str {
 /// `inet_pton` semantics: dotted quad without leading zeros, or IPv6 (no zone id).
 /// IPv4-mapped IPv6 is normalised to IPv4.
 pub fn parse_ip(text: &str) -> Option<IpAddr> {
+    if let Some(v4) = dotted_quad(text) {
+        return Some(IpAddr::V4(v4));
+    }
     if let Ok(v4) = text.parse::<Ipv4Addr>() {
         // std already rejects leading zeros; keep an explicit check so behaviour does not
         // depend on the std version.
@@ -164,6 +168,80 @@ pub fn parse_ip(text: &str) -> Option<IpAddr> {
     }
     let v6 = text.parse::<Ipv6Addr>().ok()?;
     Some(normalise_v6(v6))
+}
+
+/// The usual dotted quad, read without std's general parser (most failures carry one):
+/// four decimal octets of one to three digits, no leading zero, none above 255. None for
+/// anything else, which `parse_ip` then reads as before.
+fn dotted_quad(text: &str) -> Option<Ipv4Addr> {
+    let bytes = text.as_bytes();
+    let mut octets = [0u8; 4];
+    let mut at = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if bytes.get(at) != Some(&b'.') {
+                return None;
+            }
+            at += 1;
+        }
+        let digits = bytes[at..]
+            .iter()
+            .take(3)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let value = bytes[at..at + digits]
+            .iter()
+            .fold(0u16, |value, b| value * 10 + u16::from(b - b'0'));
+        if digits == 0 || (digits > 1 && bytes[at] == b'0') {
+            return None;
+        }
+        *octet = u8::try_from(value).ok()?;
+        at += digits;
+    }
+    (at == bytes.len()).then_some(Ipv4Addr::from(octets))
+}
+
+/// What `Display` writes for `v6` (std's form: the first longest run of two or more zero
+/// groups as `::`, groups in lower-case hex), without the formatting machinery.
+fn push_ipv6(out: &mut String, v6: &Ipv6Addr) {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        let _ = write!(out, "::ffff:{v4}");
+        return;
+    }
+    let groups = v6.segments();
+    let (mut zeros, mut run) = ((0, 0), (0, 0));
+    for (i, group) in groups.iter().enumerate() {
+        if *group == 0 {
+            if run.1 == 0 {
+                run.0 = i;
+            }
+            run.1 += 1;
+            if run.1 > zeros.1 {
+                zeros = run;
+            }
+        } else {
+            run = (0, 0);
+        }
+    }
+    let push_groups = |out: &mut String, groups: &[u16]| {
+        for (i, group) in groups.iter().enumerate() {
+            if i > 0 {
+                out.push(':');
+            }
+            let digits = (4 - group.leading_zeros() / 4).max(1);
+            for shift in (0..digits).rev() {
+                let nibble = (group >> (shift * 4)) & 0xf;
+                out.push(char::from(b"0123456789abcdef"[usize::from(nibble)]));
+            }
+        }
+    };
+    if zeros.1 > 1 {
+        push_groups(out, &groups[..zeros.0]);
+        out.push_str("::");
+        push_groups(out, &groups[zeros.0 + zeros.1..]);
+    } else {
+        push_groups(out, &groups);
+    }
 }
 
 fn normalise_v6(v6: Ipv6Addr) -> IpAddr {
@@ -207,6 +285,105 @@ fn with_prefix(ip: IpAddr, prefix: u8) -> Option<FailureId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast readers and writers against std on edge cases and a random sweep.
+    #[test]
+    fn fast_paths_agree_with_std() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut quads: Vec<String> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.1.1.1",
+            "1.1.1.01",
+            "1.1.1.0",
+            "1.1.1",
+            "1.1.1.1.",
+            "1.1.1.1.1",
+            ".1.1.1",
+            "1..1.1",
+            "1234.1.1.1",
+            "1.1.1.1234",
+            "+1.1.1.1",
+            "1.1.1.1 ",
+            "",
+            "0.0.0.00",
+            "199.200.249.255",
+            "99.999.1.1",
+        ]
+        .map(String::from)
+        .to_vec();
+        let pieces = [
+            "0", "00", "1", "9", "10", "99", "100", "199", "255", "256", "300", "999", "007", ".",
+            "", "a",
+        ];
+        for _ in 0..20_000 {
+            // Mostly four pieces, some of them not octets; now and then a stray byte.
+            let n = [3, 4, 4, 4, 4, 5][(next() % 6) as usize];
+            let mut text = (0..n)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect::<Vec<_>>()
+                .join(".");
+            if next() % 8 == 0 {
+                let at = (next() % (text.len() as u64 + 1)) as usize;
+                text.insert(at, ['.', '0', ':', ' ', '5'][(next() % 5) as usize]);
+            }
+            quads.push(text);
+        }
+        for text in &quads {
+            let std_reading = text
+                .parse::<Ipv4Addr>()
+                .ok()
+                .filter(|_| !text.split('.').any(|p| p.len() > 1 && p.starts_with('0')));
+            if let Some(fast) = dotted_quad(text) {
+                assert_eq!(Some(fast), std_reading, "{text:?}");
+            }
+            assert_eq!(parse_ip(text), std_reading.map(IpAddr::V4), "{text:?}");
+        }
+        assert!(quads.iter().filter(|t| dotted_quad(t).is_some()).count() > 500);
+
+        let mut v6: Vec<Ipv6Addr> = [
+            "::",
+            "::1",
+            "1::",
+            "1:0:0:2:0:0:0:3",
+            "1:0:0:2:0:0:3:4",
+            "0:0:1:0:0:1:0:0",
+            "1:0:1:0:1:0:1:0",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+            "::1.2.3.4",
+            "64:ff9b::1.2.3.4",
+            "fe80::1:0:0:0",
+        ]
+        .iter()
+        .map(|t| t.parse().expect("test address"))
+        .collect();
+        for _ in 0..20_000 {
+            let mut groups = [0u16; 8];
+            for group in &mut groups {
+                // Zeros often, so runs of every length and place come up.
+                *group = match next() % 4 {
+                    0 | 1 => 0,
+                    2 => (next() % 16) as u16,
+                    _ => next() as u16,
+                };
+            }
+            v6.push(Ipv6Addr::from(groups));
+        }
+        for ip in v6 {
+            let mut out = String::from("x");
+            push_ipv6(&mut out, &ip);
+            assert_eq!(out, format!("x{ip}"));
+        }
+    }
 
     #[test]
     fn push_to_writes_what_display_writes() {
