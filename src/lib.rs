@@ -17,6 +17,7 @@ pub mod engine;
 pub mod filter;
 pub mod ignore;
 pub mod jail;
+pub mod loadtime;
 pub mod logsource;
 pub mod regexcheck;
 pub mod samples;

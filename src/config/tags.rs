@@ -4,7 +4,9 @@
 
 use super::ini::OMap;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use crate::loadtime::LoadTime;
 
 /// The regexes of the option syntax, compiled when a configuration is read and dropped
 /// ([`release_regexes`]) once the daemon has built its jails: their Unicode `\w` classes and
@@ -15,20 +17,15 @@ struct OptionRegexes {
     split: fancy_regex::Regex,
 }
 
-static OPTION_REGEXES: Mutex<Option<Arc<OptionRegexes>>> = Mutex::new(None);
+static OPTION_REGEXES: LoadTime<OptionRegexes> = LoadTime::new(OptionRegexes::new);
 
 fn option_regexes() -> Arc<OptionRegexes> {
-    let mut slot = OPTION_REGEXES
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    Arc::clone(slot.get_or_insert_with(|| Arc::new(OptionRegexes::new())))
+    OPTION_REGEXES.get()
 }
 
 /// Drops the option-syntax regexes until the next configuration read needs them.
 pub fn release_regexes() {
-    *OPTION_REGEXES
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner) = None;
+    OPTION_REGEXES.release();
 }
 
 impl OptionRegexes {

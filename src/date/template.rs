@@ -2,7 +2,7 @@
 //! fail2ban's `DateTemplate.setRegex`, `DatePatternRegex`, `DateEpoch` and `DateTai64n` do.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex, OnceLock, PoisonError};
+use std::sync::{LazyLock, Mutex, OnceLock};
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use regex_automata::meta;
 
 use crate::filter::ascii::{ascii_safe, AsciiFirst};
 use crate::filter::prefilter::{build_relaxed, relaxed_pattern};
+use crate::loadtime::LoadTime;
 
 /// A template's regex, ASCII build first (see `filter::ascii`).
 pub(crate) type TemplateRegex = AsciiFirst<str, Regex>;
@@ -159,31 +160,28 @@ struct Syntax {
     line_bound_end: Regex,
 }
 
-static SYNTAX: Mutex<Option<Arc<Syntax>>> = Mutex::new(None);
+static SYNTAX: LoadTime<Syntax> = LoadTime::new(|| Syntax {
+    grouped: re(r"(?<!(?:\(\?))(?<!\\)\((?!\?)"),
+    group: re(r"^((?:\(\?\w+\))?\^?(?:\(\?\w+\))?)(.*?)(\$?)$"),
+    global_flags: re(r"((?:^|(?!<\\))\(\?[a-z]+\))"),
+    exline_no_bounds: re(r"^\{UNB\}"),
+    exline_bound_beg: re(r"^\{\^LN-BEG\}"),
+    exsanc_bound_beg: re(r"^\((?:\?:)?\^\|\\b\|\\W\)"),
+    exeanc_bound_beg: re(r"\(\?=\\b\|\\W\|\$\)$"),
+    no_wrd_bound_beg: re(r"^\(*(?:\(\?\w+\))?(?:\^|\(*\*\*|\((?:\?:)?\^)"),
+    no_wrd_bound_end: re(r"(?<!\\)(?:\$\)?|\\b|\\s|\*\*\)*)$"),
+    del_wrd_bounds: re(r"^\(*(?:\(\?\w+\))?\(*\*\*|(?<!\\)\*\*\)*$"),
+    line_bound_beg: re(r"^(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^(?!\|))"),
+    line_bound_end: re(r"(?<![\\\|])(?:\$\)?)$"),
+});
 
 fn syntax() -> Arc<Syntax> {
-    let mut slot = SYNTAX.lock().unwrap_or_else(PoisonError::into_inner);
-    Arc::clone(slot.get_or_insert_with(|| {
-        Arc::new(Syntax {
-            grouped: re(r"(?<!(?:\(\?))(?<!\\)\((?!\?)"),
-            group: re(r"^((?:\(\?\w+\))?\^?(?:\(\?\w+\))?)(.*?)(\$?)$"),
-            global_flags: re(r"((?:^|(?!<\\))\(\?[a-z]+\))"),
-            exline_no_bounds: re(r"^\{UNB\}"),
-            exline_bound_beg: re(r"^\{\^LN-BEG\}"),
-            exsanc_bound_beg: re(r"^\((?:\?:)?\^\|\\b\|\\W\)"),
-            exeanc_bound_beg: re(r"\(\?=\\b\|\\W\|\$\)$"),
-            no_wrd_bound_beg: re(r"^\(*(?:\(\?\w+\))?(?:\^|\(*\*\*|\((?:\?:)?\^)"),
-            no_wrd_bound_end: re(r"(?<!\\)(?:\$\)?|\\b|\\s|\*\*\)*)$"),
-            del_wrd_bounds: re(r"^\(*(?:\(\?\w+\))?\(*\*\*|(?<!\\)\*\*\)*$"),
-            line_bound_beg: re(r"^(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^(?!\|))"),
-            line_bound_end: re(r"(?<![\\\|])(?:\$\)?)$"),
-        })
-    }))
+    SYNTAX.get()
 }
 
 /// Drops the pattern-rewriting regexes until templates are built again.
 pub fn release_regexes() {
-    *SYNTAX.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    SYNTAX.release();
 }
 
 static RE_EPOCH_PATTERN: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)(?<!\\)\{L?EPOCH\}"));
